@@ -1,0 +1,76 @@
+"""The ``cnnlab`` entry point: one Typer app, one module per subcommand.
+
+Errors raised on purpose (:class:`~cnnlab.core.errors.CnnlabError`) print as one line and exit
+with status 2; ``cnnlab --debug ...`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+import cnnlab
+from cnnlab.cli import demo_cmd
+from cnnlab.core.errors import CnnlabError
+
+app = typer.Typer(
+    name="cnnlab",
+    help="Learn, build, train, explain and ship CNNs on a laptop CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"cnnlab {cnnlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Learn, build, train, explain and ship CNNs on a laptop CPU."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 unexpected error, 2 bad input, 130 interrupted)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(args=args, prog_name="cnnlab", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        exc.show()  # type: ignore[attr-defined]
+        return exc.exit_code
+    except typer.Abort:
+        err.print("[red]Aborted.[/red]")
+        return 130
+    except CnnlabError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/bold red] {exc}", markup=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("[red]Interrupted.[/red]")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]unexpected error:[/bold red] {type(exc).__name__}: {exc}")
+        err.print("Run again with --debug for the traceback, and please report it.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

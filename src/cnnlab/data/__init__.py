@@ -1,0 +1,1 @@
+"""Datasets, transforms, augmentation and batch loaders (imports core only)."""

@@ -1,0 +1,1 @@
+"""Plots and the HTML run report, made from a run folder's files (imports core only)."""

@@ -1,0 +1,148 @@
+"""Callbacks for the Trainer: progress bar, run-folder logging, checkpoints, early stopping."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cnnlab.core.rundir import RunDir, save_checkpoint
+from cnnlab.train.trainer import Callback, Logs, Trainer
+
+
+class ProgressBar(Callback):
+    """A rich progress bar per epoch: loss, accuracy, images/s and ETA.
+
+    The running loss is read from the trainer at most every ``refresh_s`` seconds, so the bar
+    adds no per-batch host sync.
+    """
+
+    def __init__(self, console: Console | None = None, refresh_s: float = 0.5) -> None:
+        self.console = console or Console(stderr=True)
+        self.refresh_s = refresh_s
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._images = 0
+        self._started = 0.0
+        self._shown = 0.0
+        self._epochs = 0
+
+    def on_fit_start(self, trainer: Trainer, logs: Logs) -> None:
+        self._epochs = logs["epochs"]
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._progress.start()
+        self._steps = logs["steps_per_epoch"]
+
+    def on_epoch_start(self, trainer: Trainer, logs: Logs) -> None:
+        assert self._progress is not None
+        self._task = self._progress.add_task(
+            f"epoch {trainer.epoch + 1}/{self._epochs}", total=self._steps, completed=logs["start_step"], stats=""
+        )
+        self._images, self._started, self._shown = 0, time.perf_counter(), 0.0
+
+    def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
+        assert self._progress is not None
+        self._images += logs["batch_size"]
+        now = time.perf_counter()
+        fields = {}
+        if now - self._shown >= self.refresh_s:
+            self._shown = now
+            rate = self._images / max(now - self._started, 1e-9)
+            fields["stats"] = f"loss {trainer.running_mean('loss'):.4f}  acc {trainer.running_mean('acc'):.3f}  {rate:,.0f} img/s"
+        self._progress.update(self._task, advance=1, **fields)
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        assert self._progress is not None
+        rate = self._images / max(time.perf_counter() - self._started, 1e-9)
+        self._progress.update(self._task, stats=_format_logs(logs) + f"  {rate:,.0f} img/s")
+
+    def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class RunLogger(Callback):
+    """Writes ``metrics.csv`` (atomically, every epoch) and ``log.txt`` lines into a run folder."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+
+    def on_fit_start(self, trainer: Trainer, logs: Logs) -> None:
+        where = f"epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}" if trainer.global_step else "the start"
+        self.run.log(f"fit from {where}: {logs['epochs']} epochs x {logs['steps_per_epoch']} steps")
+        self.run.log("speed plan: " + "; ".join(trainer.plan.reasons))
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        self.run.write_metrics(trainer.history)
+        self.run.log(f"epoch {logs['epoch']}: {_format_logs(logs)}")
+
+    def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
+        self.run.log(f"fit ended: {logs['stop_reason'] or 'all epochs done'}")
+
+
+class Checkpointer(Callback):
+    """Saves ``last.pt`` every epoch (and on Ctrl-C, mid-epoch) and ``best.pt`` when ``monitor`` improves.
+
+    ``extra`` returns additional entries stored in every checkpoint (for example the config and
+    class names), so a checkpoint is usable on its own.
+    """
+
+    def __init__(self, run: RunDir, monitor: str = "val_acc", extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.run = run
+        self.monitor = monitor
+        self.maximize = not monitor.endswith("loss")
+        self.extra = extra or dict
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        score = logs.get(self.monitor)
+        improved = score is not None and (
+            trainer.best_score is None or (score > trainer.best_score if self.maximize else score < trainer.best_score)
+        )
+        if improved:
+            trainer.best_score = score
+        state = trainer.state_dict() | self.extra()
+        save_checkpoint(self.run.last_checkpoint, state)
+        if improved or score is None:
+            save_checkpoint(self.run.best_checkpoint, state)
+
+    def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
+        if logs["stop_reason"] == "interrupted":
+            save_checkpoint(self.run.last_checkpoint, trainer.state_dict() | self.extra())
+            self.run.log(f"interrupted: saved {self.run.last_checkpoint} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0) -> None:
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0
+        self._best = -math.inf
+        self._wait = 0
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        score = self.sign * logs[self.monitor]
+        if score > self._best + self.min_delta:
+            self._best, self._wait = score, 0
+        else:
+            self._wait += 1
+            if self._wait >= self.patience:
+                trainer.stop_reason = "early_stopping"
+
+
+def _format_logs(logs: Logs) -> str:
+    keys = [k for k in ("loss", "acc", "val_loss", "val_acc") if k in logs]
+    return "  ".join(f"{k} {logs[k]:.4f}" for k in keys)

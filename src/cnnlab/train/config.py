@@ -1,0 +1,52 @@
+"""Training settings as one frozen dataclass (written into every run folder as config.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cnnlab.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained.
+
+    >>> TrainConfig(epochs=3).epochs
+    3
+    >>> TrainConfig(epochs=-1)
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ConfigError: epochs must be >= 1. Received: epochs=-1 [TrainConfig]. Fix: pass a positive number
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
+    lr: float = 3e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: Literal["constant", "onecycle", "cosine"] = "onecycle"
+    warmup_fraction: float = 0.2
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True
+    monitor: str = "val_acc"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(
+                    f"{name} must be >= 1. Received: {name}={value}", where="TrainConfig", fix="pass a positive number"
+                )
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0. Received: lr={self.lr}", where="TrainConfig", fix="try 1e-3")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}", where="TrainConfig")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1). Received: {self.warmup_fraction}", where="TrainConfig")

@@ -1,0 +1,287 @@
+"""The Trainer: step methods you can override, a thin loop, and explicit callbacks.
+
+Callback order: ``on_fit_start``, then per epoch ``on_epoch_start``, ``on_batch_end`` after every
+step, ``on_epoch_end``; finally ``on_fit_end`` (also after Ctrl-C). Stopping is a flag
+(``trainer.stop_reason``), not an exception. Ctrl-C once stops after the current batch (the
+checkpoint callback then saves a resumable mid-epoch checkpoint); twice aborts at once.
+
+>>> import torch
+>>> from torch import nn
+>>> from cnnlab.data.loader import TensorLoader
+>>> x, y = torch.randn(64, 1, 4, 4), torch.randint(0, 2, (64,))
+>>> trainer = Trainer(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), TrainConfig(epochs=2, batch_size=16))
+>>> history = trainer.fit(TensorLoader(x, y, batch_size=16))
+>>> len(history), sorted(history[-1])
+(2, ['acc', 'epoch', 'loss', 'lr', 'time_s'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from cnnlab.core.errors import TrainingError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.metrics import accuracy
+from cnnlab.train.precision import SpeedPlan, plan_speed
+
+Batch = Sequence[torch.Tensor]
+Logs = dict[str, Any]
+
+
+class BatchSource(Protocol):
+    """What the trainer iterates: batches, a length, and a per-epoch reshuffle."""
+
+    def __len__(self) -> int: ...
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]: ...
+
+
+class Callback:
+    """Base class: override the hooks you need; each receives ``(trainer, logs)``."""
+
+    def on_fit_start(self, trainer: Trainer, logs: Logs) -> None: ...
+    def on_epoch_start(self, trainer: Trainer, logs: Logs) -> None: ...
+    def on_batch_end(self, trainer: Trainer, logs: Logs) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None: ...
+    def on_fit_end(self, trainer: Trainer, logs: Logs) -> None: ...
+
+
+class Trainer:
+    """Train and evaluate an ``nn.Module`` classifier on batches of ``(inputs, targets)``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig | None = None,
+        *,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.plan: SpeedPlan = plan_speed(self.config.precision, self.config.channels_last)
+        self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        self.callbacks = list(callbacks)
+        self.optimizer = _make_optimizer(model, self.config)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._pending_scheduler_state: dict[str, Any] | None = None
+        self.epoch = 0  # the epoch in progress (or the next one to run)
+        self.step_in_epoch = 0  # batches of `epoch` already done (non-zero only in a mid-epoch checkpoint)
+        self.global_step = 0
+        self.history: list[Logs] = []
+        self.best_score: float | None = None
+        self.stop_reason: str | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._seen = 0
+
+    # ----- steps: override these -------------------------------------------------------------
+    def prepare(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move a batch into the model's layout (channels_last for images)."""
+        x, y = batch[0], batch[1]
+        if self.plan.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.plan.bf16)
+
+    def train_step(self, batch: Batch) -> Logs:
+        """One optimisation step; returns batch-mean metrics as 0-d tensors."""
+        x, y = self.prepare(batch)
+        with self.autocast():
+            logits = self.model(x)
+        loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), y)}
+
+    def eval_step(self, batch: Batch) -> Logs:
+        """Metrics for one batch without gradients."""
+        x, y = self.prepare(batch)
+        with self.autocast():
+            logits = self.model(x)
+        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, y)}
+
+    def predict_step(self, batch: Batch) -> torch.Tensor:
+        """Logits (float32) for one batch."""
+        x, _ = self.prepare(batch)
+        with self.autocast():
+            return self.model(x).float()
+
+    # ----- loops ------------------------------------------------------------------------------
+    def fit(self, train: BatchSource, val: BatchSource | None = None, epochs: int | None = None) -> list[Logs]:
+        """Train until ``epochs`` (default ``config.epochs``) are done or a callback stops it."""
+        epochs = epochs or self.config.epochs
+        self._ensure_scheduler(steps_per_epoch=len(train), epochs=epochs)
+        self.stop_reason = None
+        self._call("on_fit_start", {"epochs": epochs, "steps_per_epoch": len(train)})
+        with _stop_on_sigint(self):
+            while self.epoch < epochs and self.stop_reason is None:
+                self._run_epoch(train, val)
+        self._call("on_fit_end", {"stop_reason": self.stop_reason})
+        if self.stop_reason == "nan":
+            raise TrainingError(
+                f"the training loss became NaN or infinite in epoch {self.epoch + 1}",
+                fix="lower --lr, add gradient clipping, or check the inputs; the last good checkpoint was kept",
+            )
+        return self.history
+
+    def _run_epoch(self, train: BatchSource, val: BatchSource | None) -> None:
+        self.model.train()
+        started = time.perf_counter()
+        self._call("on_epoch_start", {"epoch": self.epoch, "start_step": self.step_in_epoch})
+        for batch in train.batches(self.epoch, start=self.step_in_epoch):
+            logs = self.train_step(batch)
+            self._accumulate(logs, len(batch[0]))
+            self.step_in_epoch += 1
+            self.global_step += 1
+            self._call("on_batch_end", logs | {"batch_size": len(batch[0])})
+            if self.stop_reason is not None:
+                return  # mid-epoch stop: the sums stay for the checkpoint
+        logs = self._epoch_means()
+        if not math.isfinite(logs.get("loss", 0.0)):
+            self.stop_reason = "nan"
+            return
+        if val is not None:
+            logs |= {f"val_{k}": v for k, v in self.evaluate(val).items()}
+        logs = {"epoch": self.epoch + 1, **logs, "lr": self.optimizer.param_groups[0]["lr"]}
+        logs["time_s"] = round(time.perf_counter() - started, 3)
+        self.history.append(logs)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._sums, self._seen = {}, 0
+        self._call("on_epoch_end", logs)
+
+    def evaluate(self, data: BatchSource) -> dict[str, float]:
+        """Mean metrics over ``data`` (no gradients, eval mode)."""
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        with torch.inference_mode():
+            for batch in data.batches():
+                n = len(batch[0])
+                for key, value in self.eval_step(batch).items():
+                    sums[key] = sums.get(key, 0) + value.detach().float() * n
+                seen += n
+        self.model.train(was_training)
+        return {k: v.item() / max(seen, 1) for k, v in sums.items()}
+
+    def predict(self, data: BatchSource) -> torch.Tensor:
+        """Concatenated logits over ``data``, in order."""
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            out = torch.cat([self.predict_step(batch) for batch in data.batches()])
+        self.model.train(was_training)
+        return out
+
+    # ----- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimiser, schedule, RNG, position, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "partial_sums": dict(self._sums),
+            "partial_seen": self._seen,
+            "history": list(self.history),
+            "best_score": self.best_score,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the schedule is restored when ``fit`` builds it)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._pending_scheduler_state = state.get("scheduler")
+        self.epoch = state["epoch"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self._sums = dict(state.get("partial_sums") or {})
+        self._seen = state.get("partial_seen", 0)
+        self.history = list(state.get("history") or [])
+        self.best_score = state.get("best_score")
+        torch.set_rng_state(state["torch_rng"])
+
+    # ----- helpers ----------------------------------------------------------------------------
+    def _ensure_scheduler(self, steps_per_epoch: int, epochs: int) -> None:
+        if self.scheduler is None:
+            self.scheduler = _make_scheduler(self.optimizer, self.config, steps_per_epoch * epochs)
+        if self.scheduler is not None and self._pending_scheduler_state is not None:
+            self.scheduler.load_state_dict(self._pending_scheduler_state)
+        self._pending_scheduler_state = None
+
+    def _accumulate(self, logs: Logs, n: int) -> None:
+        for key, value in logs.items():
+            self._sums[key] = self._sums.get(key, 0) + value.detach().float() * n
+        self._seen += n
+
+    def _epoch_means(self) -> dict[str, float]:
+        return {k: v.item() / max(self._seen, 1) for k, v in self._sums.items()}
+
+    def running_mean(self, key: str) -> float:
+        """Mean of ``key`` over the batches of the current epoch so far (one host sync)."""
+        return self._sums[key].item() / max(self._seen, 1) if key in self._sums else float("nan")
+
+    def _call(self, hook: str, logs: Logs) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, logs)
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 0.01)
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return None
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
+    """First Ctrl-C sets ``trainer.stop_reason = 'interrupted'``; a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if trainer.stop_reason == "interrupted":
+            raise KeyboardInterrupt
+        trainer.stop_reason = "interrupted"
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
