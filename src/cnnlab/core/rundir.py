@@ -48,6 +48,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise RunDirError(f"cannot write file: {exc.strerror}", where=str(path), fix=_WRITE_FIX) from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)  # mkstemp makes 0600; run files are meant to be shared
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -121,6 +122,8 @@ class RunDir:
             raise RunDirError(
                 "not a run folder (no config.yaml)", where=str(path), fix="pass a folder made by cnnlab, e.g. runs/..."
             )
+        for stale in run.path.rglob(".*.tmp"):  # left by a process killed mid-write; never a real file
+            stale.unlink()
         return run
 
     @property

@@ -29,7 +29,9 @@ class ProgressBar(Callback):
         self._images = 0
         self._started = 0.0
         self._shown = 0.0
+        self._last_batch = 0.0
         self._epochs = 0
+        self._steps = 0
 
     def on_fit_start(self, trainer: Trainer, logs: Logs) -> None:
         self._epochs = logs["epochs"]
@@ -49,14 +51,15 @@ class ProgressBar(Callback):
     def on_epoch_start(self, trainer: Trainer, logs: Logs) -> None:
         assert self._progress is not None
         self._task = self._progress.add_task(
-            f"epoch {trainer.epoch + 1}/{self._epochs}", total=self._steps, completed=logs["start_step"], stats=""
+            f"{trainer.epoch + 1}/{self._epochs}", total=self._steps, completed=logs["start_step"], stats=""
         )
         self._images, self._started, self._shown = 0, time.perf_counter(), 0.0
+        self._last_batch = self._started
 
     def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
         assert self._progress is not None
         self._images += logs["batch_size"]
-        now = time.perf_counter()
+        now = self._last_batch = time.perf_counter()
         fields = {}
         if now - self._shown >= self.refresh_s:
             self._shown = now
@@ -66,7 +69,7 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
         assert self._progress is not None
-        rate = self._images / max(time.perf_counter() - self._started, 1e-9)
+        rate = self._images / max(self._last_batch - self._started, 1e-9)
         self._progress.update(self._task, stats=_format_logs(logs) + f"  {rate:,.0f} img/s")
 
     def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:

@@ -72,6 +72,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.optimizer = _make_optimizer(model, self.config)
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._pending_optimizer_state: dict[str, Any] | None = None
         self._pending_scheduler_state: dict[str, Any] | None = None
         self.epoch = 0  # the epoch in progress (or the next one to run)
         self.step_in_epoch = 0  # batches of `epoch` already done (non-zero only in a mid-epoch checkpoint)
@@ -207,9 +208,9 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (the schedule is restored when ``fit`` builds it)."""
+        """Restore from :meth:`state_dict` (optimiser and schedule are restored when ``fit`` builds the schedule)."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._pending_optimizer_state = state["optimizer"]
         self._pending_scheduler_state = state.get("scheduler")
         self.epoch = state["epoch"]
         self.step_in_epoch = state["step_in_epoch"]
@@ -224,9 +225,12 @@ class Trainer:
     def _ensure_scheduler(self, steps_per_epoch: int, epochs: int) -> None:
         if self.scheduler is None:
             self.scheduler = _make_scheduler(self.optimizer, self.config, steps_per_epoch * epochs)
+        if self._pending_optimizer_state is not None:
+            # After the scheduler is built: building one resets lr and momentum in the param groups.
+            self.optimizer.load_state_dict(self._pending_optimizer_state)
         if self.scheduler is not None and self._pending_scheduler_state is not None:
             self.scheduler.load_state_dict(self._pending_scheduler_state)
-        self._pending_scheduler_state = None
+        self._pending_optimizer_state = self._pending_scheduler_state = None
 
     def _accumulate(self, logs: Logs, n: int) -> None:
         for key, value in logs.items():

@@ -1,0 +1,40 @@
+# cnnlab set-up: `make demo` (install + train the demo) and `make test` (install dev tools + every check).
+# Both create ./.venv on first use. torch is installed first and pinned to the 2.13 CPU build, so
+# nothing pulls the multi-GB CUDA packages.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: demo test test-fast lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/cnnlab demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	@if $(BIN)/pip list 2>/dev/null | grep -i -E '^(nvidia-|cuda-|triton )'; then \
+		echo "error: CUDA packages were installed; torch must be the 2.13 CPU build" >&2; exit 1; fi
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow and not data" -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

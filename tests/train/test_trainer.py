@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.core.errors import TrainingError
+from cnnlab.core.rundir import RunDir, load_checkpoint
+from cnnlab.data.loader import TensorLoader
+from cnnlab.train.callbacks import Checkpointer, EarlyStopping, RunLogger
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.trainer import Callback, Trainer
+
+
+def blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two classes of 1x6x6 images: bright top half vs bright bottom half, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 1, 6, 6, generator=g) * 0.5
+    x[y == 0, :, :3] += 1.0
+    x[y == 1, :, 3:] += 1.0
+    return x, y
+
+
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(144, 2)
+    )
+
+
+FP32 = {"precision": "fp32", "seed": 0, "optimizer": "sgd", "lr": 0.05, "schedule": "onecycle"}
+
+
+def test_loss_falls_on_synthetic_data():
+    x, y = blobs()
+    trainer = Trainer(tiny_cnn(), TrainConfig(epochs=4, batch_size=32, **FP32))
+    history = trainer.fit(TensorLoader(x, y, 32, shuffle=True), TensorLoader(x, y, 128))
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert history[-1]["val_acc"] > 0.9
+
+
+class StopAfter(Callback):
+    """Interrupts like Ctrl-C does: sets the stop flag after `steps` optimiser steps."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_batch_end(self, trainer, logs):
+        if trainer.global_step == self.steps:
+            trainer.stop_reason = "interrupted"
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path):
+    x, y = blobs()
+    config = TrainConfig(epochs=3, batch_size=32, **FP32)
+    train, val = TensorLoader(x, y, 32, shuffle=True, seed=3), TensorLoader(x, y, 128)
+
+    reference = Trainer(tiny_cnn(), config)
+    reference.fit(train, val)
+
+    run = RunDir.create(tmp_path, "classify", "t")
+    first = Trainer(tiny_cnn(), config, callbacks=[Checkpointer(run), StopAfter(steps=13)])  # mid epoch 2
+    first.fit(train, val)
+    assert first.stop_reason == "interrupted"
+    state = load_checkpoint(run.last_checkpoint)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 5)
+
+    resumed = Trainer(tiny_cnn(), config)
+    resumed.load_state_dict(state)
+    resumed.fit(train, val)
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in reference.history])
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_fit_start(self, trainer, logs):
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, trainer, logs):
+        self.calls.append("epoch_start")
+
+    def on_batch_end(self, trainer, logs):
+        self.calls.append("batch")
+
+    def on_epoch_end(self, trainer, logs):
+        self.calls.append("epoch_end")
+
+    def on_fit_end(self, trainer, logs):
+        self.calls.append("fit_end")
+
+
+def test_callbacks_fire_in_documented_order():
+    x, y = blobs(64)
+    recorder = Recorder()
+    Trainer(tiny_cnn(), TrainConfig(epochs=2, batch_size=32, **FP32), callbacks=[recorder]).fit(TensorLoader(x, y, 32))
+    epoch = ["epoch_start", "batch", "batch", "epoch_end"]
+    assert recorder.calls == ["fit_start", *epoch, *epoch, "fit_end"]
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+    x, y = blobs(64)
+    run = RunDir.create(tmp_path, "classify", "nan")
+
+    class PoisonAfterFirstEpoch(Callback):
+        def on_epoch_end(self, trainer, logs):
+            with torch.no_grad():
+                trainer.model[0].weight.fill_(math.nan)
+
+    config = TrainConfig(epochs=3, batch_size=32, **FP32)
+    trainer = Trainer(tiny_cnn(), config, callbacks=[Checkpointer(run), RunLogger(run), PoisonAfterFirstEpoch()])
+    with pytest.raises(TrainingError, match="NaN or infinite in epoch 2"):
+        trainer.fit(TensorLoader(x, y, 32), TensorLoader(x, y, 64))
+    saved = load_checkpoint(run.last_checkpoint)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    assert len(run.read_metrics()) == 1
+
+
+def test_early_stopping_sets_the_stop_flag():
+    x, y = blobs(64)
+    stopper = EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0)  # no epoch can improve by 10
+    trainer = Trainer(tiny_cnn(), TrainConfig(epochs=5, batch_size=32, **FP32), callbacks=[stopper])
+    history = trainer.fit(TensorLoader(x, y, 32), TensorLoader(x, y, 64))
+    assert trainer.stop_reason == "early_stopping" and len(history) == 2
+
+
+def test_bf16_autocast_and_channels_last_train_the_same_task():
+    x, y = blobs()
+    config = TrainConfig(epochs=4, batch_size=32, **(FP32 | {"precision": "bf16"}))
+    trainer = Trainer(tiny_cnn(), config)
+    trainer.fit(TensorLoader(x, y, 32, shuffle=True))
+    assert trainer.plan.bf16 and trainer.plan.channels_last
+    assert trainer.evaluate(TensorLoader(x, y, 128))["acc"] > 0.9
