@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import cnnlab
 from cnnlab.cli import demo_cmd
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/bold red] {exc}", markup=True)
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         err.print("[red]Interrupted.[/red]")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        err.print(f"[bold red]unexpected error:[/bold red] {type(exc).__name__}: {exc}")
+        err.print(f"[bold red]unexpected error:[/bold red] {type(exc).__name__}: {escape(str(exc))}")
         err.print("Run again with --debug for the traceback, and please report it.")
         return 1
     return 0
