@@ -18,7 +18,7 @@ from rich.console import Console
 from cnnlab.core.config import load_yaml, replace, save_yaml
 from cnnlab.core.errors import DataError
 from cnnlab.core.rundir import RunDir, load_checkpoint
-from cnnlab.data.loader import TensorLoader
+from cnnlab.data.loader import BatchTransform, TensorLoader
 from cnnlab.models import create_model
 from cnnlab.report.plots import plot_confusion_matrix
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
@@ -76,7 +76,7 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
     return (batch.float() / 255.0 - MNIST_MEAN) / MNIST_STD
 
 
-def random_shift(max_shift: int):  # noqa: ANN201 - returns a BatchTransform
+def random_shift(max_shift: int) -> BatchTransform:
     """Batch augmentation: translate every image by up to ``max_shift`` pixels (zero fill), then normalise."""
 
     def transform(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -87,7 +87,9 @@ def random_shift(max_shift: int):  # noqa: ANN201 - returns a BatchTransform
         dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator)
         rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (N, 1, H, 1)
         cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (N, 1, 1, W)
-        shifted = padded[torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[None, :, None, None], rows, cols]
+        shifted = padded[
+            torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[None, :, None, None], rows, cols
+        ]
         return normalize(shifted)
 
     return transform
@@ -117,7 +119,12 @@ def run_demo(
     train_idx, held_idx = split_holdout(labels, config.holdout_fraction, config.train.seed)
     cfg = config.train
     train = TensorLoader(
-        images[train_idx], labels[train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed, transform=random_shift(config.max_shift)
+        images[train_idx],
+        labels[train_idx],
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        transform=random_shift(config.max_shift),
     )
     held = TensorLoader(normalize(images[held_idx]), labels[held_idx], cfg.eval_batch_size)
 
@@ -127,7 +134,11 @@ def run_demo(
     trainer = Trainer(
         model,
         cfg,
-        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, monitor=cfg.monitor, extra=lambda: extra)],
+        callbacks=[
+            ProgressBar(console=console),
+            RunLogger(run),
+            Checkpointer(run, monitor=cfg.monitor, extra=lambda: extra),
+        ],
     )
     if resume is not None and run.last_checkpoint.is_file():
         trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
@@ -143,9 +154,12 @@ def run_demo(
 
     logits = trainer.predict(held)
     counts = confusion_matrix(held.targets, logits.argmax(1), 10).numpy()
-    plot = plot_confusion_matrix(counts, [str(d) for d in range(10)], run.plots / "confusion_matrix.png", "Held-out digits")
+    plot = plot_confusion_matrix(
+        counts, [str(d) for d in range(10)], run.plots / "confusion_matrix.png", "Held-out digits"
+    )
     result = {"held_out_acc": float(np.trace(counts) / counts.sum()), "train_seconds": round(seconds, 1)}
     run.log(f"held-out accuracy {result['held_out_acc']:.4f}; fit took {seconds:.1f} s")
-    console.print(f"Held-out accuracy: [bold green]{result['held_out_acc']:.2%}[/bold green] ({len(held_idx):,} digits, {seconds:.0f} s)")
+    accuracy = f"[bold green]{result['held_out_acc']:.2%}[/bold green]"
+    console.print(f"Held-out accuracy: {accuracy} ({len(held_idx):,} digits, {seconds:.0f} s)")
     console.print(f"Run folder: {run.path}\nConfusion matrix: {plot}")
     return result

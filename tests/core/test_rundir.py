@@ -19,7 +19,6 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "metrics.csv"
     atomic_write_bytes(target, b"old")
 
-
     with pytest.raises(TypeError):
         atomic_write_bytes(target, object())  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"

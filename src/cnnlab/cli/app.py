@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import cnnlab
-from cnnlab.cli import demo_cmd
+from cnnlab.cli import demo_cmd, info_cmd
 from cnnlab.core.errors import CnnlabError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("demo")(demo_cmd.demo)
+app.command("info")(info_cmd.info)
 
 
 def _version(show: bool) -> None:

@@ -113,7 +113,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return tuple(_coerce(v, h, where) for v, h in zip(value, item_hints, strict=True))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+    if hint is Any or (
+        isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
         return value
     raise ConfigError(f"expected {getattr(hint, '__name__', hint)}, got {value!r}", where=where)
 

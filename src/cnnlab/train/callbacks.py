@@ -64,7 +64,9 @@ class ProgressBar(Callback):
         if now - self._shown >= self.refresh_s:
             self._shown = now
             rate = self._images / max(now - self._started, 1e-9)
-            fields["stats"] = f"loss {trainer.running_mean('loss'):.4f}  acc {trainer.running_mean('acc'):.3f}  {rate:,.0f} img/s"
+            fields["stats"] = (
+                f"loss {trainer.running_mean('loss'):.4f}  acc {trainer.running_mean('acc'):.3f}  {rate:,.0f} img/s"
+            )
         self._progress.update(self._task, advance=1, **fields)
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
@@ -103,7 +105,9 @@ class Checkpointer(Callback):
     class names), so a checkpoint is usable on its own.
     """
 
-    def __init__(self, run: RunDir, monitor: str = "val_acc", extra: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, run: RunDir, monitor: str = "val_acc", extra: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.run = run
         self.monitor = monitor
         self.maximize = not monitor.endswith("loss")
@@ -124,7 +128,8 @@ class Checkpointer(Callback):
     def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
         if logs["stop_reason"] == "interrupted":
             save_checkpoint(self.run.last_checkpoint, trainer.state_dict() | self.extra())
-            self.run.log(f"interrupted: saved {self.run.last_checkpoint} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+            where = f"epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}"
+            self.run.log(f"interrupted: saved {self.run.last_checkpoint} at {where}")
 
 
 class EarlyStopping(Callback):

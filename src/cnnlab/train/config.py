@@ -47,6 +47,10 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0. Received: lr={self.lr}", where="TrainConfig", fix="try 1e-3")
         if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}", where="TrainConfig")
+            raise ConfigError(
+                f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}", where="TrainConfig"
+            )
         if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1). Received: {self.warmup_fraction}", where="TrainConfig")
+            raise ConfigError(
+                f"warmup_fraction must be in [0, 1). Received: {self.warmup_fraction}", where="TrainConfig"
+            )

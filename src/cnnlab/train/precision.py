@@ -55,7 +55,10 @@ def plan_speed(precision: str = "auto", channels_last: bool = True, flags: set[s
     flags = cpu_flags() if flags is None else flags
     native = sorted(flags.intersection(BF16_FLAGS))
     if precision == "bf16":
-        bf16, why = True, "bf16 autocast: asked for" + ("" if native else " (no native bf16 here: expect it to be slow)")
+        bf16, why = (
+            True,
+            "bf16 autocast: asked for" + ("" if native else " (no native bf16 here: expect it to be slow)"),
+        )
     elif precision == "fp32":
         bf16, why = False, "fp32: asked for"
     elif native:

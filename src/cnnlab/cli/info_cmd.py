@@ -1,0 +1,34 @@
+"""``cnnlab info``: this machine, and the speed settings training will use here (and why)."""
+
+from __future__ import annotations
+
+import platform
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def info(
+    precision: str = typer.Option("auto", help="auto | fp32 | bf16: what training would be asked for."),
+) -> None:
+    """Show the machine, the library versions and the speed plan (precision, layout, threads) with reasons."""
+    import torch
+
+    import cnnlab
+    from cnnlab.train.precision import BF16_FLAGS, cpu_flags, plan_speed
+
+    flags = cpu_flags()
+    plan = plan_speed(precision)
+    table = Table(title="cnnlab info", show_header=False)
+    table.add_row("cnnlab", cnnlab.__version__)
+    table.add_row("torch", f"{torch.__version__} (oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'})")
+    table.add_row("python", platform.python_version())
+    table.add_row("cpu", f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    simd = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))
+    table.add_row("cpu flags", ", ".join(simd) or "unknown (no /proc/cpuinfo)")
+    table.add_row("native bf16", "yes" if flags.intersection(BF16_FLAGS) else "no")
+    table.add_row("cuda", "available" if torch.cuda.is_available() else "not available (CPU build or no GPU)")
+    for i, reason in enumerate(plan.reasons):
+        table.add_row("speed plan" if i == 0 else "", reason)
+    Console().print(table)
