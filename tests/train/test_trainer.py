@@ -136,3 +136,15 @@ def test_bf16_autocast_and_channels_last_train_the_same_task():
     trainer.fit(TensorLoader(x, y, 32, shuffle=True))
     assert trainer.plan.bf16 and trainer.plan.channels_last
     assert trainer.evaluate(TensorLoader(x, y, 128))["acc"] > 0.9
+
+
+def test_resuming_with_more_epochs_continues_with_a_new_schedule(tmp_path):
+    x, y = blobs(64)
+    run = RunDir.create(tmp_path, "classify", "more")
+    config = TrainConfig(epochs=2, batch_size=32, **FP32)
+    Trainer(tiny_cnn(), config, callbacks=[Checkpointer(run)]).fit(TensorLoader(x, y, 32))
+    longer = Trainer(tiny_cnn(), config)
+    longer.load_state_dict(load_checkpoint(run.last_checkpoint))
+    history = longer.fit(TensorLoader(x, y, 32), epochs=4)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[2]["lr"] > history[1]["lr"]  # a new one-cycle over the added epochs

@@ -77,6 +77,7 @@ class Trainer:
         self.epoch = 0  # the epoch in progress (or the next one to run)
         self.step_in_epoch = 0  # batches of `epoch` already done (non-zero only in a mid-epoch checkpoint)
         self.global_step = 0
+        self.schedule_steps = 0  # the global step at which the LR schedule ends
         self.history: list[Logs] = []
         self.best_score: float | None = None
         self.stop_reason: str | None = None
@@ -200,6 +201,7 @@ class Trainer:
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
+            "schedule_steps": self.schedule_steps,
             "partial_sums": dict(self._sums),
             "partial_seen": self._seen,
             "history": list(self.history),
@@ -215,6 +217,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self.step_in_epoch = state["step_in_epoch"]
         self.global_step = state["global_step"]
+        self.schedule_steps = state.get("schedule_steps", 0)
         self._sums = dict(state.get("partial_sums") or {})
         self._seen = state.get("partial_seen", 0)
         self.history = list(state.get("history") or [])
@@ -223,8 +226,12 @@ class Trainer:
 
     # ----- helpers ----------------------------------------------------------------------------
     def _ensure_scheduler(self, steps_per_epoch: int, epochs: int) -> None:
+        total = steps_per_epoch * epochs
+        if self._pending_scheduler_state is not None and self.schedule_steps != total:
+            self._pending_scheduler_state = None  # resumed with another length: a new schedule over the steps left
         if self.scheduler is None:
-            self.scheduler = _make_scheduler(self.optimizer, self.config, steps_per_epoch * epochs)
+            self.scheduler = _make_scheduler(self.optimizer, self.config, max(total - self.global_step, 1))
+        self.schedule_steps = total
         if self._pending_optimizer_state is not None:
             # After the scheduler is built: building one resets lr and momentum in the param groups.
             self.optimizer.load_state_dict(self._pending_optimizer_state)
