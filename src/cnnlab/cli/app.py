@@ -13,7 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 
 import cnnlab
-from cnnlab.cli import demo_cmd, info_cmd
+from cnnlab.cli import (
+    augment_cmd,
+    conv_calc_cmd,
+    data_cmd,
+    demo_cmd,
+    info_cmd,
+    kernels_cmd,
+    models_cmd,
+    predict_cmd,
+    summary_cmd,
+    train_cmd,
+)
 from cnnlab.core.errors import CnnlabError
 
 app = typer.Typer(
@@ -24,8 +35,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+app.command("train")(train_cmd.train)
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
+app.command("summary")(summary_cmd.summary)
+app.command("conv-calc")(conv_calc_cmd.conv_calc)
+app.command("kernels")(kernels_cmd.kernels)
+app.command("augment")(augment_cmd.augment)
+app.add_typer(data_cmd.app, name="data")
+app.command("models")(models_cmd.models)
+app.command("predict")(predict_cmd.predict)
 
 
 def _version(show: bool) -> None:

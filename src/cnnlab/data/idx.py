@@ -6,8 +6,7 @@ two bytes, not its name.
 
 >>> import gzip, struct, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny-idx1-ubyte.gz"
->>> path.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes([7, 8, 9])))
-19
+>>> _ = path.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes([7, 8, 9])))
 >>> read_idx(path).tolist()
 [7, 8, 9]
 """

@@ -1,6 +1,41 @@
 """The model zoo: import the families so their builders register themselves."""
 
-from cnnlab.models import small
+from cnnlab.models import (
+    alexnet,
+    efficientnet,
+    googlenet,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    resnet_cifar,
+    small,
+    unet,
+    vgg,
+)
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import create_model, list_models, model_entry, register_model
+from cnnlab.models.weights import WeightSpec, load_weights, weight_spec, weight_specs
 
-__all__ = ["create_model", "list_models", "model_entry", "register_model", "small"]
+__all__ = [
+    "Classifier",
+    "WeightSpec",
+    "alexnet",
+    "create_model",
+    "efficientnet",
+    "googlenet",
+    "lenet",
+    "list_models",
+    "load_weights",
+    "mobilenet",
+    "model_entry",
+    "nin",
+    "register_model",
+    "resnet",
+    "resnet_cifar",
+    "small",
+    "unet",
+    "vgg",
+    "weight_spec",
+    "weight_specs",
+]

@@ -23,6 +23,9 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 class CnnSmall(nn.Module):
     """conv32-conv32-pool, conv64-conv64-pool, global average pool, linear."""
 
+    first_conv = "features.0.0"
+    classifier_layers = ("classifier",)
+
     def __init__(self, num_classes: int = 10, in_chans: int = 1, width: int = 32, dropout: float = 0.1) -> None:
         super().__init__()
         self.num_features = 2 * width

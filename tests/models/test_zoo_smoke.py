@@ -1,0 +1,71 @@
+"""Every registered model, parametrised from the registry: forward and backward on a tiny batch.
+
+ImageNet-sized classifiers run through their small-input stem on 16x16 images; segmentation nets
+use 'same' padding, two levels and width 8. Nets over 100M parameters (the VGGs: their cost is
+building and back-propagating the 4096-wide linear layers, whatever the input) run with ``-m slow``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.models import create_model, list_models, model_entry
+
+HEAVY = 100_000_000
+
+
+def _tiny_case(name: str) -> tuple[dict[str, object], tuple[int, int, int]]:
+    """Builder options and (C, H, W) for the cheapest real forward pass of a model."""
+    entry = model_entry(name)
+    channels, height, width = entry.default_input
+    if entry.task == "segment":
+        return {"padding": "same", "depth": 2, "base_width": 8}, (channels, 16, 16)
+    if height > 64:
+        return {"small_input": True}, (channels, 16, 16)
+    return {}, (channels, height, width)
+
+
+def _param_count(name: str) -> int:
+    with torch.device("meta"):  # shapes only: no memory, no init
+        return sum(p.numel() for p in create_model(name).parameters())
+
+
+def _cases() -> list[object]:
+    return [pytest.param(n, marks=pytest.mark.slow) if _param_count(n) > HEAVY else n for n in list_models()]
+
+
+@pytest.mark.parametrize("name", _cases())
+def test_forward_backward_every_parameter_gets_a_gradient(name: str) -> None:
+    torch.manual_seed(0)
+    options, shape = _tiny_case(name)
+    model = create_model(name, num_classes=3, **options)
+    out = model(torch.randn(2, *shape))
+    assert torch.isfinite(out).all()
+    assert out.shape[:2] == (2, 3)
+    out.pow(2).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"{name}: parameters without a finite gradient: {missing[:5]}"
+    zero = [n for n, p in model.named_parameters() if not bool(p.grad.abs().sum() > 0)]
+    assert not zero, f"{name}: parameters whose gradient is all zero: {zero[:5]}"
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if model_entry(n).task == "classify"])
+def test_classifier_contract(name: str) -> None:
+    options, shape = _tiny_case(name)
+    with torch.device("meta"):
+        model = create_model(name, num_classes=3, **options)
+        features = model.forward_features(torch.empty(2, *shape))
+        assert features.shape[:2] == (2, model.num_features)
+        assert model.forward_head(features).shape == (2, 3)
+        model.reset_classifier(7)
+        assert model(torch.empty(2, *shape)).shape == (2, 7)
+    for layer in (model.gradcam_layer, model.first_conv, *model.classifier_layers):
+        model.get_submodule(layer)
+    assert model.get_submodule(model.first_conv).in_channels == shape[0]
+    assert all(
+        model.get_submodule(layer).out_channels
+        if isinstance(model.get_submodule(layer), torch.nn.Conv2d)
+        else model.get_submodule(layer).out_features == 7
+        for layer in model.classifier_layers
+    )
