@@ -7,11 +7,26 @@ True
 
 from importlib.metadata import PackageNotFoundError, version
 
+from cnnlab import layers
+from cnnlab.layers.summary import summary
 from cnnlab.models import create_model, list_models
+from cnnlab.sequential import Model, Sequential, load_model_yaml
+from cnnlab.train import Trainer, TrainConfig
 
 try:
     __version__ = version("cnnlab")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "create_model", "list_models"]
+__all__ = [
+    "Model",
+    "Sequential",
+    "TrainConfig",
+    "Trainer",
+    "__version__",
+    "create_model",
+    "layers",
+    "list_models",
+    "load_model_yaml",
+    "summary",
+]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from rich.console import Console
 
@@ -26,12 +26,26 @@ from cnnlab.data.datasets import Dataset, open_source
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.named import resolve_source
 from cnnlab.data.presets import PRESETS
-from cnnlab.models import create_model
-from cnnlab.report.plots import plot_confusion_matrix
+from cnnlab.explain import GradCAM
+from cnnlab.models import create_model, model_entry
+from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
+from cnnlab.report.html import write_report
+from cnnlab.report.plots import plot_image_grid
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.metrics import confusion_matrix
+from cnnlab.train.metrics import classification_summary
 from cnnlab.train.trainer import Trainer
+from cnnlab.transfer import (
+    TransferConfig,
+    adapt_dataset,
+    fit_transfer,
+    head_classes,
+    load_pretrained,
+    pretrained_spec,
+    with_normalisation,
+)
+
+SMALL_INPUT_MAX = 64  # images up to this height get a zoo model's small-input stem (no 7x7/2 + pool)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)  # reuse pretrained weights (cnnlab.transfer)
 
 
 @dataclass
@@ -118,9 +133,14 @@ def eval_transform(mean: tuple[float, ...], std: tuple[float, ...]) -> Compose:
     return Compose([Rescale(), Normalize(mean, std)])
 
 
-def train_transform(preset: str, splits: Splits) -> Compose:
-    """The augmentation preset, then the training set's normalisation (unless the preset normalises)."""
+def train_transform(preset: str, splits: Splits, weights_normalisation: bool = False) -> Compose:
+    """The augmentation preset, then the training set's normalisation (unless the preset normalises).
+
+    ``weights_normalisation``: ``splits.mean``/``std`` are pretrained weights' own and replace any the preset has.
+    """
     pipeline = PRESETS.get(preset)(splits.train.images)
+    if weights_normalisation:
+        return with_normalisation(pipeline, splits.mean, splits.std)
     if not any(isinstance(t, Normalize) for t in pipeline.transforms):
         pipeline = Compose([*pipeline.transforms, Normalize(splits.mean, splits.std)])
     return pipeline
@@ -142,7 +162,14 @@ def run_classification(
     )
     save_yaml(config, run.config)
     cfg = config.train
-    splits = load_splits(config.data, cfg.seed, loader)
+    transfer = config.transfer.mode != "none"
+    spec = pretrained_spec(config.model.weights) if transfer else None
+    data_config = config.data
+    if spec is not None and data_config.img_size is None:  # decode at the weights' input size
+        data_config = replace(data_config, img_size=spec.input_size[-1])
+    splits = load_splits(data_config, cfg.seed, loader)
+    if spec is not None:  # the weights' channels, size and normalisation, not the data's
+        splits = _for_weights(splits, spec.input_size, spec.mean, spec.std, config.transfer.fit)
     problems = splits.train.problems
     if problems:
         console.print(f"[yellow]Skipped {len(problems)} unreadable file(s)[/yellow]; see {run.log_file}")
@@ -155,15 +182,24 @@ def run_classification(
         cfg.batch_size,
         shuffle=True,
         seed=cfg.seed,
-        transform=train_transform(config.data.aug, splits),
+        transform=train_transform(config.data.aug, splits, weights_normalisation=spec is not None),
     )
     evaluation = eval_transform(splits.mean, splits.std)
     val = _loader(splits.val, cfg.eval_batch_size, evaluation)
 
     torch.manual_seed(cfg.seed)
-    model = create_model(
-        config.model.name, num_classes=len(splits.classes), in_chans=channels, **_weights(config.model)
-    )
+    if transfer:
+        classes = head_classes(config.transfer.num_classes, splits.classes)
+        model, _ = load_pretrained(config.model.name, config.model.weights, classes, channels)  # type: ignore[arg-type]
+    else:
+        model = create_model(
+            config.model.name,
+            num_classes=len(splits.classes),
+            in_chans=channels,
+            **_small_input(config.model.name, height),
+            **_weights(config.model),
+        )
+    _describe_run(run, model, splits, train.transform)
     meta = {
         "config": to_dict(config),
         "classes": splits.classes,
@@ -171,19 +207,35 @@ def run_classification(
         "std": list(splits.std),
         "input_size": [channels, height, width],
     }
-    trainer = Trainer(
-        model,
-        cfg,
-        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)],
-    )
-    if resume is not None and run.last_checkpoint.is_file():
-        trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
-        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    callbacks = [ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)]
     sizes = f"{len(splits.train):,} train" + (f", {len(splits.val):,} validation" if splits.val else "")
-    console.print(f"Training [bold]{config.model.name}[/bold] on {sizes} images ({channels}x{height}x{width}).")
-    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
     started = time.perf_counter()
-    trainer.fit(train, val)
+    if transfer:
+        if resume is not None:
+            raise ConfigError(
+                "--resume is not supported for transfer runs", where=str(resume), fix="start the run again"
+            )
+        console.print(f"Transfer ({config.transfer.mode}): [bold]{config.model.name}[/bold] on {sizes} images.")
+        held_data = (splits.val.images, splits.val.targets) if splits.val is not None else None
+        trainer, predict_images = fit_transfer(
+            model,
+            config.transfer,
+            cfg,
+            (splits.train.images, splits.train.targets),
+            held_data,
+            train.transform,  # type: ignore[arg-type]
+            evaluation,
+            callbacks,
+        )
+    else:
+        trainer = Trainer(model, cfg, callbacks=callbacks)
+        if resume is not None and run.last_checkpoint.is_file():
+            trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
+            console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        console.print(f"Training [bold]{config.model.name}[/bold] on {sizes} images ({channels}x{height}x{width}).")
+        console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
+        trainer.fit(train, val)
+        predict_images = None
     seconds = time.perf_counter() - started
     if trainer.stop_reason == "interrupted":
         console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
@@ -191,23 +243,27 @@ def run_classification(
 
     held = splits.test if splits.test is not None else splits.val
     results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    results["machine"] = machine_info()
     if held is not None:
         name = "test" if splits.test is not None else "held-out"
-        logits = trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
-        counts = confusion_matrix(held.targets, logits.argmax(1), len(splits.classes)).numpy()
-        key = name.replace("-", "_")
-        results[f"{key}_acc"] = float(np.trace(counts) / counts.sum())
-        results[f"{key}_images"] = len(held)
-        plot = plot_confusion_matrix(
-            counts, splits.classes, run.plots / "confusion_matrix.png", f"{name.capitalize()} set"
+        logits = (
+            predict_images(held.images)
+            if predict_images is not None
+            else trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
         )
+        probs = logits.float().softmax(dim=1)
+        summary = _write_held_out(run, model, held, probs, splits.classes, evaluation, f"{name.capitalize()} set")
+        key = name.replace("-", "_")
+        results[f"{key}_acc"] = summary["accuracy"]
+        results[f"{key}_images"] = len(held)
         console.print(
             f"{name.capitalize()} accuracy: [bold green]{results[f'{key}_acc']:.2%}[/bold green] "
             f"({len(held):,} images; training took {seconds:.0f} s)"
         )
-        console.print(f"Confusion matrix: {plot}")
+        console.print(f"Confusion matrix: {run.plots / Plot.CONFUSION}")
     atomic_write_text(run.path / "results.json", json.dumps(results, indent=2) + "\n")
     run.log("results: " + json.dumps(results))
+    console.print(f"Report: {write_report(run.path)}")
     console.print(f"Run folder: {run.path}")
     return results
 
@@ -233,6 +289,70 @@ def _loader(data: Dataset | None, batch_size: int, transform: Compose) -> Tensor
     if data is None:
         return None
     return TensorLoader(data.images, data.targets, batch_size, transform=transform)
+
+
+def _small_input(model_name: str, height: int) -> dict[str, bool]:
+    """``small_input=True`` for 28x28/32x32-sized images where the builder has that stem option."""
+    accepts = "small_input" in inspect.signature(model_entry(model_name).builder).parameters
+    return {"small_input": True} if accepts and height <= SMALL_INPUT_MAX else {}
+
+
+def _for_weights(
+    splits: Splits, size: tuple[int, int, int], mean: tuple[float, ...], std: tuple[float, ...], fit: str
+) -> Splits:
+    """Every split at the weights' input size and channels, with the weights' normalisation."""
+
+    def adapt(data: Dataset | None) -> Dataset | None:
+        return adapt_dataset(data, size, fit) if data is not None else None  # type: ignore[arg-type]
+
+    train = adapt_dataset(splits.train, size, fit)  # type: ignore[arg-type]
+    return Splits(train, adapt(splits.val), adapt(splits.test), splits.classes, mean, std)
+
+
+def _describe_run(run: RunDir, model: torch.nn.Module, splits: Splits, transform: Compose) -> None:
+    """Sample training images, the same after augmentation, and the model's layers, for the report."""
+    data = splits.train
+    per_class = max(1, 16 // len(data.classes))
+    index = torch.cat([(data.targets == c).nonzero().flatten()[:per_class] for c in range(len(data.classes))])[:16]
+    images = data.images[index]  # (n, C, H, W) uint8
+    plain = Compose([t for t in transform.transforms if not isinstance(t, Normalize)])  # what the model sees, in 0..1
+    augmented = plain(images, torch.Generator().manual_seed(0))
+    if augmented.is_floating_point():
+        augmented = (augmented * 255).round().clamp(0, 255).to(torch.uint8)
+    captions = [data.classes[int(t)] for t in data.targets[index]]
+    plot_image_grid(
+        list(images.permute(0, 2, 3, 1).numpy()), captions, run.plots / Plot.SAMPLES, title="Training images"
+    )
+    plot_image_grid(
+        list(augmented.permute(0, 2, 3, 1).numpy()), captions, run.plots / Plot.AUGMENTED, title="After augmentation"
+    )
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    text = f"{type(model).__name__}: {params:,} parameters ({trainable:,} trainable)\n\n{model}\n"
+    atomic_write_text(run.path / MODEL_SUMMARY_FILE, text)
+
+
+def _write_held_out(
+    run: RunDir,
+    model: torch.nn.Module,
+    held: Dataset,
+    probs: torch.Tensor,
+    classes: list[str],
+    transform: Compose,
+    title: str,
+) -> dict[str, Any]:
+    """The held-out evaluation of ``cnnlab evaluate`` (metrics, confusion, calibration, worst mistakes
+    with Grad-CAM) written into the run folder for the report; returns the summary."""
+    summary = classification_summary(probs, held.targets, classes)
+    index = [w["index"] for w in summary["worst"]]
+    predicted = torch.tensor([classes.index(w["predicted"]) for w in summary["worst"]], dtype=torch.long)
+    mistakes = None
+    if index:
+        with GradCAM(model) as cam:
+            maps = cam(transform(held.images[index]), predicted)  # (n, H, W)
+        mistakes = (held.images[index].permute(0, 2, 3, 1).numpy(), maps.numpy())
+    write_evaluation(run.path, summary, title, mistakes, {"data": title, "checkpoints": ["trained model"]})
+    return summary
 
 
 def _weights(model: ModelConfig) -> dict[str, Any]:
