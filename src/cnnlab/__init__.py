@@ -11,7 +11,7 @@ from cnnlab import layers
 from cnnlab.layers.summary import summary
 from cnnlab.models import create_model, list_models
 from cnnlab.sequential import Model, Sequential, load_model_yaml
-from cnnlab.train import Trainer, TrainConfig
+from cnnlab.train import TrainConfig, Trainer
 
 try:
     __version__ = version("cnnlab")
