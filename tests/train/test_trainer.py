@@ -148,3 +148,50 @@ def test_resuming_with_more_epochs_continues_with_a_new_schedule(tmp_path):
     history = longer.fit(TensorLoader(x, y, 32), epochs=4)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert history[2]["lr"] > history[1]["lr"]  # a new one-cycle over the added epochs
+
+
+def test_soft_targets_from_mixup_train_and_report_hard_accuracy():
+    from cnnlab.data.augment import MixUp
+
+    x, y = blobs()
+    mixup = MixUp(alpha=0.2, num_classes=2)
+    loader = TensorLoader(x, y, 32, shuffle=True, mix=lambda a, b, g: mixup(a, b, g))
+    first = next(iter(loader.batches()))[1]
+    assert first.shape == (32, 2) and torch.allclose(first.sum(1), torch.ones(32))
+    trainer = Trainer(tiny_cnn(), TrainConfig(epochs=4, batch_size=32, **FP32))
+    history = trainer.fit(loader, TensorLoader(x, y, 128))
+    assert history[-1]["val_acc"] > 0.9
+
+
+def test_weight_ema_is_evaluated_and_resumed(tmp_path):
+    x, y = blobs(128)
+    config = TrainConfig(epochs=2, batch_size=32, ema_decay=0.9, **FP32)
+    trainer = Trainer(tiny_cnn(), config)
+    trainer.fit(TensorLoader(x, y, 32))
+    ema_weight = trainer.ema.module[0].weight
+    assert not torch.equal(ema_weight, trainer.model[0].weight)  # a real average, not a copy
+    assert trainer.eval_model is trainer.ema.module
+    assert not torch.equal(trainer.ema.module[1].running_mean, torch.zeros(4))  # BN statistics averaged too
+    restored = Trainer(tiny_cnn(), config)
+    restored.load_state_dict(trainer.state_dict())
+    torch.testing.assert_close(restored.ema.module[0].weight, ema_weight)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
+def test_schedules_with_warmup(schedule):
+    x, y = blobs(64)
+    config = TrainConfig(
+        epochs=4, batch_size=32, **(FP32 | {"schedule": schedule}), warmup_fraction=0.25, step_epochs=2
+    )
+    lrs = []
+
+    class LR(Callback):
+        def on_batch_end(self, trainer, logs):
+            lrs.append(trainer.optimizer.param_groups[0]["lr"])
+
+    Trainer(tiny_cnn(), config, callbacks=[LR()]).fit(TensorLoader(x, y, 32))
+    if schedule == "constant":
+        assert set(lrs) == {0.05}
+    else:
+        assert lrs[0] < lrs[1] < 0.05 + 1e-9  # linear warm-up over the first 2 of 8 steps
+        assert lrs[-1] < 0.05 * 0.5  # decayed by the end

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 import torch
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# Sees images and targets together (MixUp, CutMix): returns mixed images and soft targets.
+PairTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
 class TensorLoader:
@@ -33,12 +35,13 @@ class TensorLoader:
         seed: int = 0,
         transform: BatchTransform | None = None,
         drop_last: bool = False,
+        mix: PairTransform | None = None,
     ) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"inputs and targets differ in length: {len(inputs)} vs {len(targets)}")
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.transform, self.drop_last = transform, drop_last
+        self.transform, self.drop_last, self.mix = transform, drop_last, mix
 
     def __len__(self) -> int:
         n = len(self.inputs)
@@ -51,9 +54,12 @@ class TensorLoader:
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         for i in range(start, len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.inputs[index]
+            x, y = self.inputs[index], self.targets[index]
+            # One generator per batch, derived from (seed, epoch, batch): augmentation is
+            # reproducible and unaffected by where a resumed run starts.
+            generator = torch.Generator().manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
             if self.transform is not None:
-                # One generator per batch, derived from (seed, epoch, batch): augmentation is
-                # reproducible and unaffected by where a resumed run starts.
-                x = self.transform(x, torch.Generator().manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF))
-            yield x, self.targets[index]
+                x = self.transform(x, generator)
+            if self.mix is not None:
+                x, y = self.mix(x, y, generator)
+            yield x, y

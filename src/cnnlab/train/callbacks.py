@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import RunDir, save_checkpoint
 from cnnlab.train.trainer import Callback, Logs, Trainer
 
@@ -149,6 +152,48 @@ class EarlyStopping(Callback):
             self._wait += 1
             if self._wait >= self.patience:
                 trainer.stop_reason = "early_stopping"
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the LR by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
+
+    Use it with ``schedule="constant"``: a per-step schedule would overwrite the lowered LR.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 3, min_lr: float = 0.0) -> None:
+        self.monitor = monitor
+        self.options = {"factor": factor, "patience": patience, "min_lr": min_lr}
+        self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+
+    def on_fit_start(self, trainer: Trainer, logs: Logs) -> None:
+        mode = "min" if self.monitor.endswith("loss") else "max"
+        self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(trainer.optimizer, mode=mode, **self.options)
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        assert self._plateau is not None
+        self._plateau.step(logs[self.monitor])
+
+
+class TensorBoard(Callback):
+    """Writes every epoch's logs (and the LR) as TensorBoard scalars; needs the ``tensorboard`` package."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError(
+                "the TensorBoard callback needs the 'tensorboard' package", fix="pip install tensorboard"
+            ) from None
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
+        for key, value in logs.items():
+            if isinstance(value, int | float) and key != "epoch":
+                self.writer.add_scalar(key, value, logs["epoch"])
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
+        self.writer.close()
 
 
 def _format_logs(logs: Logs) -> str:

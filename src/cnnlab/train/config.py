@@ -28,10 +28,14 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    schedule: Literal["constant", "onecycle", "cosine"] = "onecycle"
-    warmup_fraction: float = 0.2
+    schedule: Literal["constant", "onecycle", "cosine", "step"] = "onecycle"
+    warmup_fraction: float = 0.2  # onecycle: rising part; cosine/step: linear warm-up
+    step_epochs: int = 10  # schedule "step": multiply the LR by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
     label_smoothing: float = 0.0
     grad_clip: float | None = None
+    ema_decay: float | None = None  # e.g. 0.999: evaluate an exponential moving average of the weights
+    deterministic: bool = False  # torch.use_deterministic_algorithms (reproducible, sometimes slower)
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True

@@ -64,13 +64,28 @@ class Trainer:
         *,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         callbacks: Sequence[Callback] = (),
+        param_groups: Sequence[dict[str, Any]] | None = None,
     ) -> None:
+        """``param_groups`` (optional) are torch optimiser groups, e.g. per-layer learning rates for fine-tuning;
+        by default one group holds every parameter with ``requires_grad``."""
         self.config = config or TrainConfig()
+        if self.config.deterministic:
+            torch.use_deterministic_algorithms(True)
         self.plan: SpeedPlan = plan_speed(self.config.precision, self.config.channels_last)
         self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.callbacks = list(callbacks)
-        self.optimizer = _make_optimizer(model, self.config)
+        self.optimizer = _make_optimizer(model, self.config, param_groups)
+        # Weight EMA (Polyak averaging): evaluation and prediction use the averaged copy.
+        self.ema = (
+            torch.optim.swa_utils.AveragedModel(
+                self.model,
+                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.config.ema_decay),
+                use_buffers=True,  # BatchNorm statistics are averaged too, not frozen at their initial values
+            )
+            if self.config.ema_decay
+            else None
+        )
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending_optimizer_state: dict[str, Any] | None = None
         self._pending_scheduler_state: dict[str, Any] | None = None
@@ -108,20 +123,27 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), y)}
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), _hard(y))}
 
     def eval_step(self, batch: Batch) -> Logs:
         """Metrics for one batch without gradients."""
         x, y = self.prepare(batch)
         with self.autocast():
-            logits = self.model(x)
-        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, y)}
+            logits = self.eval_model(x)
+        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, _hard(y))}
 
     def predict_step(self, batch: Batch) -> torch.Tensor:
         """Logits (float32) for one batch."""
         x, _ = self.prepare(batch)
         with self.autocast():
-            return self.model(x).float()
+            return self.eval_model(x).float()
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model used by evaluate/predict: the EMA copy when weight EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     # ----- loops ------------------------------------------------------------------------------
     def fit(self, train: BatchSource, val: BatchSource | None = None, epochs: int | None = None) -> list[Logs]:
@@ -170,7 +192,7 @@ class Trainer:
     def evaluate(self, data: BatchSource) -> dict[str, float]:
         """Mean metrics over ``data`` (no gradients, eval mode)."""
         was_training = self.model.training
-        self.model.eval()
+        self.eval_model.eval()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         with torch.inference_mode():
@@ -185,7 +207,7 @@ class Trainer:
     def predict(self, data: BatchSource) -> torch.Tensor:
         """Concatenated logits over ``data``, in order."""
         was_training = self.model.training
-        self.model.eval()
+        self.eval_model.eval()
         with torch.inference_mode():
             out = torch.cat([self.predict_step(batch) for batch in data.batches()])
         self.model.train(was_training)
@@ -198,6 +220,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -213,6 +236,8 @@ class Trainer:
         """Restore from :meth:`state_dict` (optimiser and schedule are restored when ``fit`` builds the schedule)."""
         self.model.load_state_dict(state["model"])
         self._pending_optimizer_state = state["optimizer"]
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self._pending_scheduler_state = state.get("scheduler")
         self.epoch = state["epoch"]
         self.step_in_epoch = state["step_in_epoch"]
@@ -230,7 +255,9 @@ class Trainer:
         if self._pending_scheduler_state is not None and self.schedule_steps != total:
             self._pending_scheduler_state = None  # resumed with another length: a new schedule over the steps left
         if self.scheduler is None:
-            self.scheduler = _make_scheduler(self.optimizer, self.config, max(total - self.global_step, 1))
+            self.scheduler = _make_scheduler(
+                self.optimizer, self.config, max(total - self.global_step, 1), steps_per_epoch
+            )
         self.schedule_steps = total
         if self._pending_optimizer_state is not None:
             # After the scheduler is built: building one resets lr and momentum in the param groups.
@@ -256,8 +283,10 @@ class Trainer:
             getattr(callback, hook)(self, logs)
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _make_optimizer(
+    model: nn.Module, config: TrainConfig, param_groups: Sequence[dict[str, Any]] | None = None
+) -> torch.optim.Optimizer:
+    params: Any = list(param_groups) if param_groups is not None else [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
@@ -268,15 +297,33 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 
 def _make_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-step LR schedule; cosine and step get a linear warm-up over ``warmup_fraction`` of the steps."""
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 0.01)
         )
+    if config.schedule == "constant":
+        return None
+    warmup = int(total_steps * config.warmup_fraction)
     if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return None
+        main: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(total_steps - warmup, 1)
+        )
+    else:  # "step": decay by step_gamma every step_epochs epochs
+        main = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=max(config.step_epochs * steps_per_epoch, 1), gamma=config.step_gamma
+        )
+    if warmup == 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def _hard(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices from hard labels (N,) or soft ones (N, classes), as MixUp/CutMix make."""
+    return targets.argmax(dim=1) if targets.dim() == 2 and targets.is_floating_point() else targets
 
 
 @contextlib.contextmanager
