@@ -195,3 +195,17 @@ def test_schedules_with_warmup(schedule):
     else:
         assert lrs[0] < lrs[1] < 0.05 + 1e-9  # linear warm-up over the first 2 of 8 steps
         assert lrs[-1] < 0.05 * 0.5  # decayed by the end
+
+
+def test_lr_find_suggests_a_working_lr_and_restores_the_model():
+    from cnnlab.train.lr_find import find_lr
+
+    x, y = blobs()
+    model = tiny_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, TrainConfig(epochs=3, batch_size=32, **(FP32 | {"schedule": "constant"})))
+    result = find_lr(trainer, TensorLoader(x, y, 32, shuffle=True), steps=60)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert 1e-4 < result.suggestion < 1.0 and min(result.losses) < result.losses[0]
+    tuned = Trainer(tiny_cnn(), TrainConfig(epochs=3, batch_size=32, **(FP32 | {"lr": result.suggestion})))
+    assert tuned.fit(TensorLoader(x, y, 32, shuffle=True), TensorLoader(x, y, 128))[-1]["val_acc"] > 0.9
