@@ -1,1 +1,42 @@
-"""Grad-CAM and friends, feature maps, filters; works on any nn.Module (imports core only)."""
+"""Grad-CAM and friends, feature maps, filters; works on any nn.Module (imports core only).
+
+>>> import torch
+>>> from torch import nn
+>>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+>>> with GradCAM(net) as cam:
+...     cam(torch.rand(1, 3, 16, 16)).shape
+torch.Size([1, 16, 16])
+"""
+
+from cnnlab.explain.cam import (
+    METHODS,
+    Explanation,
+    GradCAM,
+    GradCAMPlusPlus,
+    explain,
+    feature_maps,
+    first_layer_filters,
+    saliency,
+)
+from cnnlab.explain.hooks import HookSet, default_target_layer, eval_mode, record_output, resolve_layer
+from cnnlab.explain.visual import overlay, plot_cam, plot_feature_maps, plot_filters
+
+__all__ = [
+    "METHODS",
+    "Explanation",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "HookSet",
+    "default_target_layer",
+    "eval_mode",
+    "explain",
+    "feature_maps",
+    "first_layer_filters",
+    "overlay",
+    "plot_cam",
+    "plot_feature_maps",
+    "plot_filters",
+    "record_output",
+    "resolve_layer",
+    "saliency",
+]
