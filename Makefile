@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# CI only: Debian's chromium for the browser tests (they skip with a reason when it is missing).
+browser:
+	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "no chromium: browser tests will skip"; fi
+
+test: lint browser
 	@if $(BIN)/pip list 2>/dev/null | grep -i -E '^(nvidia-|cuda-|triton )'; then \
 		echo "error: CUDA packages were installed; torch must be the 2.13 CPU build" >&2; exit 1; fi
 	$(BIN)/python -m pytest

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "segment": BASE | {"classify", "models", "layers", "train", "data", "report", "explain"},
     "evaluate": BASE | {"models", "train", "data", "report", "explain"},
     "export": BASE | {"models", "layers", "data"},
-    "serve": BASE | {"models", "layers", "data", "explain", "export", "evaluate", "train"},
+    "serve": BASE | {"models", "layers", "data", "explain", "export", "evaluate", "train", "inference", "segment"},
     "cli": {"*"} - {"cli"},
     "__init__": {"models", "layers", "train", "explain", "data", "sequential", "core"},
 }

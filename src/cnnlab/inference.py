@@ -130,7 +130,7 @@ def load_classifier(path: str | Path) -> Classifier:
     name = state["config"]["model"]["name"]
     channels, height, width = (int(v) for v in state["input_size"])
     classes = tuple(str(c) for c in state["classes"])
-    model = create_model(name, num_classes=len(classes), in_chans=channels)
+    model = create_model(name, num_classes=len(classes), in_chans=channels, **state.get("model_kwargs", {}))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -1,0 +1,80 @@
+"""``cnnlab export``: a trained checkpoint -> ONNX / TorchScript / safetensors, verified, with its model card."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.core.errors import ConfigError
+from cnnlab.export import FORMATS
+
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # typer shows and checks the choices
+
+
+def default_out(checkpoint: Path) -> Path:
+    """``<run folder>/export`` for a run folder or its ``checkpoints/*.pt``, else ``export`` beside the file.
+
+    >>> default_out(Path("runs/classify/a-1/checkpoints/best.pt")).as_posix(), default_out(Path("w/m.pt")).as_posix()
+    ('runs/classify/a-1/export', 'w/export')
+    """
+    if checkpoint.suffix == "" or checkpoint.is_dir():
+        return checkpoint / "export"
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "export"
+    return checkpoint.parent / "export"
+
+
+def export(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint (.pt) or run folder written by `cnnlab train`."),
+    formats: list[Format] = typer.Option(
+        ["onnx"], "--format", "-f", help="Export format; repeat for several (onnx, torchscript, safetensors)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: <run folder>/export)."),
+    stem: str = typer.Option("model", "--stem", help="File name stem: <stem>.onnx and its card <stem>.onnx.json, ..."),
+) -> None:
+    """Export a classifier with a dynamic batch axis; each file is checked against PyTorch before it is kept.
+
+    The model card `<stem>.<format>.json` beside the model holds the class names and the preprocessing
+    (size, channel order, mean/std), so a consumer needs nothing else. Example:
+    `cnnlab export runs/classify/cnn_small-1 --format onnx --format safetensors`.
+    """
+    from cnnlab.export import ModelCard, export_model
+    from cnnlab.inference import load_classifier
+    from cnnlab.segment import segmentation_checkpoint
+
+    if segmentation_checkpoint(checkpoint) is not None:
+        raise ConfigError(
+            "exporting segmentation models is not supported yet",
+            where=str(checkpoint),
+            fix="serve the checkpoint directly: cnnlab serve CHECKPOINT",
+        )
+    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise ConfigError(f"--stem must be a plain file name stem. Received: {stem!r}", where="--stem")
+    classifier = load_classifier(checkpoint)
+    card = ModelCard.from_classifier(classifier, getattr(classifier.model, "gradcam_layer", None))
+    folder = out or default_out(checkpoint)
+    console = Console(highlight=False)
+    table = Table(
+        "format", "file", "card", "size", "max |diff|", "top-1 agree", "seconds", title=f"{classifier.name} export"
+    )
+    for fmt in dict.fromkeys(f.value for f in formats):  # repeated formats once, in order
+        start = time.perf_counter()
+        result = export_model(classifier.model, card, folder, fmt, stem)
+        check = result.card.verification
+        table.add_row(
+            fmt,
+            result.path.name,
+            result.card_path.name,
+            f"{result.path.stat().st_size / 1e6:.2f} MB",
+            f"{check['max_abs_diff']:.2e}",
+            f"{check['top1_agreement']:.0%}",
+            f"{time.perf_counter() - start:.1f}",
+        )
+    console.print(table)
+    console.print(f"Verified on batch sizes {check['batch_sizes']} (atol {check['atol']}, rtol {check['rtol']}).")
+    console.print(f"Folder: {folder}")

@@ -1,0 +1,64 @@
+"""``cnnlab serve``: the prediction API and its page for a checkpoint or an exported ``.onnx`` (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from cnnlab.core.errors import ConfigError
+
+Runtime = Enum("Runtime", {name: name for name in ("auto", "onnx", "torch")}, type=str)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    model: Path = typer.Argument(
+        ..., help="A checkpoint (.pt) or run folder from `cnnlab train`, or an exported .onnx."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    runtime: Runtime = typer.Option(
+        "auto", "--runtime", help="Classifier checkpoints: onnx (exported in memory, verified), torch, or auto (onnx)."
+    ),
+    max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", min=0.01, help="Larger uploads get 413."),
+) -> None:
+    """Serve /predict, /explain (Grad-CAM), /segment, /health, /model and a page at / to try it in a browser.
+
+    Example: `cnnlab export runs/classify/cnn_small-1` then `cnnlab serve runs/classify/cnn_small-1`,
+    and open http://127.0.0.1:8000/.
+    """
+    try:
+        import uvicorn
+
+        from cnnlab.serve import create_app, load_served
+    except ImportError as exc:
+        raise ConfigError(
+            f"the server needs FastAPI and uvicorn ({exc.name} is missing)",
+            where="cnnlab serve",
+            fix="pip install 'cnnlab[serve]'",
+        ) from None
+    console = Console(stderr=True, highlight=False)
+    if not is_loopback(host):
+        console.print(f"[yellow]warning:[/yellow] listening on {host}: other machines can reach this server.")
+    console.print(f"Loading {model} (runtime {runtime.value}; onnx exports and verifies the model first)…")
+    served = load_served(model, runtime.value)
+    app = create_app(served, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+    console.print(f"Serving {served.card.name} ({served.card.task}) with {served.runtime} on http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, timeout_keep_alive=5)

@@ -1,0 +1,153 @@
+"""What the server runs: a classifier (onnxruntime or PyTorch) or a segmentation model, behind one object.
+
+:func:`load_served` takes a ``cnnlab train`` checkpoint / run folder, or an exported ``.onnx`` with
+its card. A classifier checkpoint is served with onnxruntime by default (exported in memory and
+verified against PyTorch at start-up, the faster path at batch 1) and keeps its PyTorch model for
+Grad-CAM; an ``.onnx`` file alone cannot explain (no gradients). Thread safety: onnxruntime sessions
+may run concurrently; every use of the PyTorch model holds one lock, because Grad-CAM hooks a layer
+of the shared model and must not see another request's forward pass.
+
+>>> import torch
+>>> from cnnlab.export import ModelCard
+>>> from cnnlab.models import create_model
+>>> card = ModelCard(name="cnn_small", classes=("a", "b"), input_size=(1, 28, 28), mean=(0.5,), std=(0.25,))
+>>> served = ServedModel(card, torch_model=create_model("cnn_small", num_classes=2, in_chans=1).eval())
+>>> probs = served.predict(torch.zeros(1, 1, 28, 28).numpy())
+>>> probs.shape, round(float(probs.sum()), 5), served.runtime, served.can_explain
+((1, 2), 1.0, 'torch', True)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.core.errors import ConfigError
+from cnnlab.export import ExportError, ModelCard, eager_runner, load_card, onnx_bytes, onnx_session, verify
+
+RUNTIMES = ("auto", "onnx", "torch")
+
+
+class ServedModel:
+    """A model ready for requests: ``predict`` (classifiers), ``explain`` (PyTorch classifiers), ``segment``."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        *,
+        session: Any = None,
+        torch_model: nn.Module | None = None,
+        segmenter: Any = None,
+    ) -> None:
+        self.card = card
+        self.session = session  # onnxruntime.InferenceSession or None
+        self.torch_model = torch_model
+        self.segmenter = segmenter  # cnnlab.segment.SegmentationModel or None
+        self._lock = threading.Lock()
+
+    @property
+    def runtime(self) -> str:
+        """``onnxruntime`` or ``torch``: what answers ``/predict`` (and ``/segment``)."""
+        return "onnxruntime" if self.session is not None else "torch"
+
+    @property
+    def can_explain(self) -> bool:
+        """Grad-CAM needs the PyTorch classifier (gradients)."""
+        return self.torch_model is not None and self.card.task == "classify"
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(B, K)`` for a preprocessed float32 batch ``(B, C, H, W)``."""
+        if self.session is not None:
+            logits = self.session.run(None, {"input": x})[0]  # (B, K)
+        else:
+            with self._lock, torch.inference_mode():
+                logits = self._torch()(torch.from_numpy(x)).numpy()
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def explain(self, x: np.ndarray, target: int | None = None) -> tuple[np.ndarray, int, float]:
+        """Grad-CAM of one image ``(1, C, H, W)``: heatmap ``(H, W)`` in [0, 1], class explained, its probability."""
+        from cnnlab.explain import explain
+
+        with self._lock:
+            result = explain(self._torch(), torch.from_numpy(x), "gradcam", self.card.gradcam_layer, target)
+        index = int(result.targets[0])
+        probability = float(result.logits.softmax(dim=1)[0, index])
+        return result.maps[0].numpy(), index, probability
+
+    def segment(self, pixels: np.ndarray) -> np.ndarray:
+        """Class index per pixel, uint8 ``(H, W)``, for one uint8 image ``(H, W, C)`` of any size."""
+        images = torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1)[None]  # (1, C, H, W)
+        with self._lock:
+            logits = self.segmenter(images)  # (1, K, H, W)
+        return logits[0].argmax(0).numpy().astype(np.uint8)
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model`` answers: the card plus how this server runs it."""
+        return {
+            **self.card.to_dict(),
+            "runtime": self.runtime,
+            "endpoints": {
+                "predict": self.card.task == "classify",
+                "explain": self.can_explain,
+                "segment": self.segmenter is not None,
+            },
+        }
+
+    def _torch(self) -> nn.Module:
+        if self.torch_model is None:
+            raise ConfigError("no PyTorch model loaded", where="server", fix="serve the checkpoint, not the .onnx")
+        return self.torch_model
+
+
+def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
+    """Load what ``cnnlab serve`` serves: an exported ``.onnx`` (with its card), or a checkpoint / run folder.
+
+    ``runtime`` for a classifier checkpoint: ``onnx`` (export in memory, verify, run with onnxruntime),
+    ``torch`` (eager PyTorch), or ``auto`` (``onnx`` when onnxruntime and onnxscript are installed).
+    """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime '{runtime}'", where="--runtime", fix=f"use one of {', '.join(RUNTIMES)}")
+    path = Path(path)
+    if path.suffix == ".onnx":
+        if runtime == "torch":
+            raise ConfigError("an .onnx file runs on onnxruntime", where="--runtime", fix="drop --runtime torch")
+        return ServedModel(load_card(path), session=onnx_session(path))
+    from cnnlab.segment import SegmentationModel, segmentation_checkpoint
+
+    checkpoint = segmentation_checkpoint(path)
+    if checkpoint is not None:
+        segmenter = SegmentationModel.load(checkpoint)
+        card = ModelCard(
+            name=type(segmenter.model).__name__,
+            classes=tuple(segmenter.classes),
+            input_size=(segmenter.channels, segmenter.tile, segmenter.tile),
+            mean=tuple(segmenter.mean),
+            std=tuple(segmenter.std),
+            task="segment",
+        )
+        return ServedModel(card, segmenter=segmenter)
+    from cnnlab.explain import default_target_layer
+    from cnnlab.inference import load_classifier
+
+    classifier = load_classifier(path)
+    card = ModelCard.from_classifier(classifier, default_target_layer(classifier.model))
+    if runtime == "auto":
+        runtime = "onnx" if all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")) else "torch"
+    session = _verified_session(classifier.model, card) if runtime == "onnx" else None
+    return ServedModel(card, session=session, torch_model=classifier.model)
+
+
+def _verified_session(model: nn.Module, card: ModelCard) -> Any:
+    session = onnx_session(onnx_bytes(model, card.input_size))
+    try:
+        verify(eager_runner(model), lambda x: session.run(None, {"input": x})[0], card)
+    except ExportError as exc:
+        raise ExportError(exc.what, where="serve --runtime onnx", fix="serve with --runtime torch") from None
+    return session

@@ -1,0 +1,149 @@
+"""Uploads, in memory only: a bounded body, the image part of a multipart form, and a guarded decode.
+
+Nothing here touches the file system: the body is read into memory up to a byte limit (then refused
+with 413), multipart parts are collected by callbacks (python-multipart's parser, not Starlette's
+form reader, which spools large files to a temporary file), and Pillow decodes from ``BytesIO``.
+
+>>> import io
+>>> from PIL import Image
+>>> buffer = io.BytesIO()
+>>> Image.new("RGB", (3, 2), (9, 9, 9)).save(buffer, format="PNG")
+>>> decode_image(buffer.getvalue()).size
+(3, 2)
+>>> decode_image(b"not an image")
+Traceback (most recent call last):
+...
+cnnlab.serve.upload.UploadRejected: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP) [upload]...
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import AsyncIterator
+
+from PIL import Image, UnidentifiedImageError
+
+from cnnlab.core.errors import DataError
+
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+"""Default upload limit; a larger body is refused with 413 before it is all read."""
+
+MAX_PIXELS = 40_000_000
+"""Images with more pixels are refused (400) as possible decompression bombs, from the header alone."""
+
+FIELD = "file"
+"""The multipart field the page and the docs use (any part with a file name is accepted)."""
+
+
+class UploadRejected(DataError):
+    """An upload the server will not process; ``status`` is the HTTP status to answer with (400 or 413)."""
+
+    def __init__(self, what: str, *, status: int = 400, fix: str | None = None) -> None:
+        super().__init__(what, where="upload", fix=fix)
+        self.status = status
+
+
+async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """Join an async byte stream, refusing (413) as soon as it grows past ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise UploadRejected(
+                f"upload is larger than the limit of {limit:,} bytes", status=413, fix="send a smaller image"
+            )
+    return bytes(body)
+
+
+def image_bytes(body: bytes, content_type: str) -> bytes:
+    """The image in a request body: the file part of ``multipart/form-data``, or the raw body (``image/*``).
+
+    >>> image_bytes(b"abc", "image/png")
+    b'abc'
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        data = _file_part(body, content_type)
+    elif kind.startswith("image/") or kind == "application/octet-stream":
+        data = body
+    else:
+        raise UploadRejected(
+            f"unsupported Content-Type '{kind or 'none'}'",
+            fix=f"send the image as multipart/form-data field '{FIELD}', or as the raw body with an image/* type",
+        )
+    if not data:
+        raise UploadRejected("the upload is empty (0 bytes)", fix="pick an image file")
+    return data
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode image bytes fully in memory; corrupt, non-image or oversized data is an :class:`UploadRejected`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own limit counts as a bomb
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UploadRejected(
+                    f"image is too large: {width}x{height} = {width * height:,} pixels > {max_pixels:,}",
+                    fix="send a smaller image",
+                )
+            image.load()  # decode now: truncated data fails here, not later in a worker
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UploadRejected(f"refused as a decompression bomb ({exc})", fix="send a smaller image") from None
+    except UnidentifiedImageError:
+        raise UploadRejected(
+            "not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)", fix="upload an image file"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncated or corrupt data this way
+        raise UploadRejected(f"corrupt or truncated image ({exc})", fix="re-export the image") from None
+    return image
+
+
+def _file_part(body: bytes, content_type: str) -> bytes:
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise UploadRejected("multipart upload without a boundary", fix="let the browser or client build the form")
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header: dict[str, bytes] = {"field": b"", "value": b""}
+
+    def on_part_begin() -> None:
+        parts.append(({}, bytearray()))
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        parts[-1][0][header["field"].strip().lower()] = header["value"].strip()
+        header["field"], header["value"] = b"", b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1][1].extend(data[start:end])
+
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception as exc:  # python-multipart raises its own error types for malformed forms
+        raise UploadRejected(
+            f"malformed multipart form ({type(exc).__name__})", fix="send a well-formed form"
+        ) from None
+    for headers, data in parts:
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        if disposition.get(b"name") == FIELD.encode() or b"filename" in disposition:
+            return bytes(data)
+    raise UploadRejected(f"the form has no file part (field '{FIELD}')", fix=f"send the image in the field '{FIELD}'")

@@ -1,0 +1,97 @@
+"""End to end: `cnnlab serve` in its own process, the page driven in headless Chromium with Playwright.
+
+Skips with the reason when Playwright or Debian's chromium (/usr/bin/chromium) is missing; CI installs
+both (`pip install playwright`, `apt-get install chromium`; no `playwright install` download needed).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.serve.conftest import CLASSES, png_bytes
+from tests.serve.test_server import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(classifier_checkpoint):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "cnnlab.cli.app", "serve", str(classifier_checkpoint), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240  # the default runtime exports to ONNX and verifies it first
+    try:
+        while True:
+            assert process.poll() is None, f"server exited: {process.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "server did not answer /health in 240 s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_upload_shows_the_predicted_class_and_the_heatmap(browser, server, tmp_path):
+    import numpy as np
+
+    yy, xx = np.mgrid[:96, :96]
+    picture = np.where((yy - 48) ** 2 + (xx - 48) ** 2 < 900, 230, 30).astype(np.uint8)  # a bright disc
+    image = tmp_path / "disc.png"
+    image.write_bytes(png_bytes(np.stack([picture, picture // 2, 255 - picture], axis=2)))
+
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector("#model-info:has-text('cnn_small')")
+    assert "runtime onnxruntime" in page.inner_text("#model-info")  # the default serving path
+    page.set_input_files("#file", str(image))
+    page.wait_for_selector("#top-classes li", timeout=60_000)
+    page.wait_for_selector("#overlay-note:has-text('Where the model looked')", timeout=60_000)
+    labels = page.locator("#top-classes li .name").all_inner_texts()
+    assert sorted(labels) == sorted(CLASSES)
+    assert f"Predicted: {labels[0]}" in page.inner_text("#status")
+    assert labels[0] in page.inner_text("#overlay-note")
+    page.wait_for_selector("#overlay:not([hidden])")
+    assert page.locator("#overlay").evaluate("img => img.complete && img.naturalWidth") >= 320
+
+    page.set_input_files("#file", {"name": "notes.png", "mimeType": "image/png", "buffer": b"not really a png"})
+    page.wait_for_selector("#status.error")
+    assert "400" in page.inner_text("#status") and "not an image" in page.inner_text("#status")
+    assert errors == []
