@@ -33,6 +33,15 @@ from cnnlab.report.html import write_report
 from cnnlab.report.plots import plot_image_grid
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.distributed import (
+    DistributedConfig,
+    DistributedTrainer,
+    ShardedBatches,
+    World,
+    broadcast_from_main,
+    process_group,
+    world_from_env,
+)
 from cnnlab.train.metrics import classification_summary
 from cnnlab.train.trainer import Trainer
 from cnnlab.transfer import (
@@ -78,6 +87,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)  # reuse pretrained weights (cnnlab.transfer)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # under torchrun (--nproc N)
 
 
 @dataclass
@@ -146,6 +156,18 @@ def train_transform(preset: str, splits: Splits, weights_normalisation: bool = F
     return pipeline
 
 
+def build_model(config: RunConfig, splits: Splits) -> torch.nn.Module:
+    """The configured zoo model for these classes and channels (small-input stem for small images)."""
+    _, channels, height, _ = splits.train.images.shape
+    return create_model(
+        config.model.name,
+        num_classes=len(splits.classes),
+        in_chans=channels,
+        **_small_input(config.model.name, height),
+        **_weights(config.model),
+    )
+
+
 def run_classification(
     config: RunConfig,
     runs_dir: Path = Path("runs"),
@@ -153,14 +175,35 @@ def run_classification(
     console: Console | None = None,
     loader: SourceLoader | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a classifier; returns the final metrics (also in ``results.json``)."""
-    console = console or Console()
-    run = (
-        RunDir.open(resume)
-        if resume is not None
-        else RunDir.create(runs_dir, "classify", config.name or config.model.name)
-    )
-    save_yaml(config, run.config)
+    """Train (or resume) a classifier; returns the final metrics (also in ``results.json``).
+
+    Under torchrun (``cnnlab train --nproc N``) every process calls it and they train one model together
+    (DDP over shares of each global batch); rank 0 alone writes the run folder and prints.
+    """
+    world = world_from_env()
+    if world is None:
+        return _run_classification(config, runs_dir, resume, console, loader, None)
+    if config.transfer.mode != "none":
+        raise ConfigError("transfer runs train in one process", where="--nproc", fix="drop --nproc (or --transfer)")
+    with process_group(world, config.distributed.timeout_s):
+        return _run_classification(config, runs_dir, resume, console, loader, world)
+
+
+def _run_classification(
+    config: RunConfig,
+    runs_dir: Path,
+    resume: Path | None,
+    console: Console | None,
+    loader: SourceLoader | None,
+    world: World | None,
+) -> dict[str, Any]:
+    main = world is None or world.is_main
+    console = console or Console(quiet=not main)
+    run = _run_folder(config, runs_dir, resume, world)
+    if main:
+        save_yaml(config, run.config)
+    if world is not None and main:
+        run.log(f"distributed: {world.size} processes (gloo) share each batch of {config.train.batch_size}")
     cfg = config.train
     transfer = config.transfer.mode != "none"
     spec = pretrained_spec(config.model.weights) if transfer else None
@@ -171,7 +214,7 @@ def run_classification(
     if spec is not None:  # the weights' channels, size and normalisation, not the data's
         splits = _for_weights(splits, spec.input_size, spec.mean, spec.std, config.transfer.fit)
     problems = splits.train.problems
-    if problems:
+    if problems and main:
         console.print(f"[yellow]Skipped {len(problems)} unreadable file(s)[/yellow]; see {run.log_file}")
         for problem in problems:
             run.log(f"skipped {problem.path}: {problem.message}")
@@ -192,22 +235,19 @@ def run_classification(
         classes = head_classes(config.transfer.num_classes, splits.classes)
         model, _ = load_pretrained(config.model.name, config.model.weights, classes, channels)  # type: ignore[arg-type]
     else:
-        model = create_model(
-            config.model.name,
-            num_classes=len(splits.classes),
-            in_chans=channels,
-            **_small_input(config.model.name, height),
-            **_weights(config.model),
-        )
-    _describe_run(run, model, splits, train.transform)
+        model = build_model(config, splits)
+    if main:
+        _describe_run(run, model, splits, train.transform)
     meta = {
         "config": to_dict(config),
         "classes": splits.classes,
         "mean": list(splits.mean),
         "std": list(splits.std),
         "input_size": [channels, height, width],
+        "model_kwargs": {} if transfer else _small_input(config.model.name, height),  # to rebuild the same net
     }
     callbacks = [ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)]
+    callbacks = callbacks if main else []  # other ranks write nothing
     sizes = f"{len(splits.train):,} train" + (f", {len(splits.val):,} validation" if splits.val else "")
     started = time.perf_counter()
     if transfer:
@@ -228,15 +268,25 @@ def run_classification(
             callbacks,
         )
     else:
-        trainer = Trainer(model, cfg, callbacks=callbacks)
+        trainer = (
+            Trainer(model, cfg, callbacks=callbacks)
+            if world is None
+            else DistributedTrainer(model, cfg, world=world, sync_bn=config.distributed.sync_bn, callbacks=callbacks)
+        )
         if resume is not None and run.last_checkpoint.is_file():
             trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
             console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         console.print(f"Training [bold]{config.model.name}[/bold] on {sizes} images ({channels}x{height}x{width}).")
         console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
-        trainer.fit(train, val)
+        if world is None:
+            trainer.fit(train, val)
+        else:
+            val_shares = None if val is None else ShardedBatches(val, world, lockstep=False)
+            trainer.fit(ShardedBatches(train, world), val_shares)
         predict_images = None
     seconds = time.perf_counter() - started
+    if not main:
+        return {"run_dir": str(run.path)}
     if trainer.stop_reason == "interrupted":
         console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
         return {"interrupted": True, "run_dir": str(run.path)}
@@ -279,6 +329,17 @@ def load_run_config(
         else:
             config = replace(config, **{section: replace(getattr(config, section), **values)})
     return config
+
+
+def _run_folder(config: RunConfig, runs_dir: Path, resume: Path | None, world: World | None) -> RunDir:
+    """Open (``resume``) or create the run folder; under torchrun only rank 0 touches it and tells the others."""
+    if world is not None and not world.is_main:
+        return RunDir(Path(broadcast_from_main("")))
+    name = config.name or config.model.name
+    run = RunDir.open(resume) if resume is not None else RunDir.create(runs_dir, "classify", name)
+    if world is not None:
+        broadcast_from_main(str(run.path))
+    return run
 
 
 def _first(sets: dict[str, Dataset], *names: str) -> Dataset | None:
