@@ -51,6 +51,11 @@ def inspect(
         console.print(f"  mean {summary.mean}  std {summary.std}  (pixels scaled to [0, 1]){note}")
         for problem in summary.problems:
             console.print(f"  [yellow]skipped[/yellow] {problem.path}: {problem.message}")
+    if masks is not None:
+        from cnnlab.data.inspect import mask_encodings
+
+        encodings = ", ".join(f"{kind} ({n} files)" for kind, n in mask_encodings(masks).most_common())
+        console.print(f"  mask values: {encodings}")
     for finding in findings:
         console.print(f"[yellow]warning[/yellow] {finding}")
     skipped = sum(len(s.problems) for s in summaries)

@@ -1,8 +1,10 @@
-"""``cnnlab predict``: classify images with a zoo model and a weights file, printing the top-k classes."""
+"""``cnnlab predict``: classify images with a trained checkpoint (or an ensemble of them, with optional
+test-time augmentation) or with a zoo model and a weights file, printing the top-k classes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,27 @@ def predict_images(model_name: str, weights: Path, images: list[Path], top_k: in
     batch = torch.stack([preprocess_image(load_image(p, channels), size, resize, mean, std) for p in images])
     with torch.no_grad():
         probs = model(batch).softmax(dim=1)  # (B, num_classes)
+    return _top(images, probs, classes, top_k, assumed=spec is None)
+
+
+def predict_checkpoints(
+    checkpoints: list[Path], images: list[Path], top_k: int = 5, tta: str = "none"
+) -> list[dict[str, Any]]:
+    """Like :func:`predict_images` for ``cnnlab train`` checkpoints or run folders: several are an
+    ensemble (probabilities averaged); ``tta`` averages test-time views (see ``cnnlab.evaluate``)."""
+    from cnnlab.evaluate import predict_files
+    from cnnlab.inference import load_classifier
+
+    members = [load_classifier(path) for path in checkpoints]
+    for member in members[1:]:
+        if member.classes != members[0].classes:
+            raise ConfigError(
+                "ensemble members have different classes", where=member.source, fix="ensemble runs of one dataset"
+            )
+    return _top(images, predict_files(members, images, tta), members[0].classes, top_k, assumed=False)
+
+
+def _top(images: list[Path], probs: Any, classes: Sequence[str], top_k: int, assumed: bool) -> list[dict[str, Any]]:
     k = min(top_k, probs.shape[1])
     results = []
     for image, (values, indices) in zip(images, zip(*probs.topk(k, dim=1), strict=True), strict=True):
@@ -46,23 +69,45 @@ def predict_images(model_name: str, weights: Path, images: list[Path], top_k: in
             {"index": int(i), "label": classes[i] if classes else str(int(i)), "probability": round(float(v), 6)}
             for v, i in zip(values, indices, strict=True)
         ]
-        results.append({"image": str(image), "top": top, "assumed": spec is None})
+        results.append({"image": str(image), "top": top, "assumed": assumed})
     return results
 
 
 def predict(
-    images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    images: list[Path] = typer.Argument(
+        ..., help="[CHECKPOINT|RUN_DIR] then image files (PNG, JPEG, ...); without --model the first is the model."
+    ),
     model: str = typer.Option(None, "--model", help="Registered model name (see `cnnlab models`)."),
     weights: Path = typer.Option(None, "--weights", help="Weights file for the model (a local path)."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    tta: str = typer.Option("none", "--tta", help="Test-time views (checkpoints): none|flip|five_crop|ten_crop."),
+    ensemble: list[Path] = typer.Option(None, "--ensemble", help="Another checkpoint/run folder to average (repeat)."),
+    out: Path = typer.Option(Path("predictions"), "--out", help="Segmentation: folder for masks and overlays."),
 ) -> None:
-    """Classify images: `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`."""
-    if model is None or weights is None:
+    """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
+    `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
+    <stem>_mask.png and <stem>_overlay.png into --out."""
+    if model is None and weights is None and len(images) > 1:
+        from cnnlab.segment import predict_masks, segmentation_checkpoint
+
+        checkpoint = segmentation_checkpoint(images[0])
+        if checkpoint is not None:
+            for row in predict_masks(checkpoint, images[1:], out):
+                typer.echo(json.dumps(row) if as_json else f"{row['image']} -> {row['mask']}, {row['overlay']}")
+            return
+    if model is None and weights is None and (images[0].is_dir() or images[0].suffix == ".pt"):
+        if len(images) < 2:
+            raise ConfigError("no image given", where="cnnlab predict", fix="cnnlab predict CHECKPOINT IMAGE...")
+        results = predict_checkpoints([images[0], *(ensemble or [])], images[1:], top_k, tta)
+    elif model is None or weights is None:
         raise ConfigError(
-            "both --model and --weights are needed", where="cnnlab predict", fix="e.g. --model resnet20 --weights FILE"
+            "both --model and --weights are needed, or a checkpoint first",
+            where="cnnlab predict",
+            fix="e.g. --model resnet20 --weights FILE, or cnnlab predict runs/classify/NAME-1 IMAGE...",
         )
-    results = predict_images(model, weights, images, top_k)
+    else:
+        results = predict_images(model, weights, images, top_k)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -20,6 +20,7 @@ from cnnlab.data.datasets import (
     open_source,
     stratified_split,
 )
+from cnnlab.data.elastic import ElasticDeform
 from cnnlab.data.presets import PRESETS
 from cnnlab.data.testtime import CenterCrop, FiveCrop, Resize, ResizePad, TenCrop
 
@@ -31,6 +32,7 @@ __all__ = [
     "CutMix",
     "DataWarning",
     "Dataset",
+    "ElasticDeform",
     "FiveCrop",
     "MixUp",
     "Problem",

@@ -113,6 +113,40 @@ def _sizes_differ(path: Path) -> bool:
     return False
 
 
+def mask_encodings(folder: str | Path) -> Counter[str]:
+    """How the mask files in ``folder`` hold their classes, counted per file: ``0/255``, ``0/1``,
+    ``indices 0..k`` or ``N distinct values [...]`` (raw pixel values, before any mapping).
+
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.array([[0, 255]], np.uint8)).save(folder / "a.png")
+    >>> Image.fromarray(np.array([[0, 2]], np.uint8)).save(folder / "b.png")
+    >>> sorted(mask_encodings(folder).items())
+    [('0/255', 1), ('indices 0..2', 1)]
+    """
+    from PIL import Image
+
+    found: Counter[str] = Counter()
+    for file in sorted(Path(folder).iterdir()):
+        if not (file.is_file() and is_image_file(file)):
+            continue
+        try:
+            with Image.open(file) as image:
+                values = np.unique(np.asarray(image).astype(np.int64)).tolist()
+        except OSError:
+            continue  # loading the pairs reports unreadable files, with the path
+        if set(values) == {0, 255}:
+            found["0/255"] += 1
+        elif set(values) <= {0, 1}:
+            found["0/1"] += 1
+        elif len(values) <= 32:  # a few distinct values: class indices (checked against the classes on loading)
+            found[f"indices 0..{values[-1]}"] += 1
+        else:  # in-between values: a JPEG-compressed or grayscale picture, not a mask
+            found[f"{len(values)} distinct values {values[:5]} ..."] += 1
+    return found
+
+
 def inspect_source(
     path: str | Path, masks: str | Path | None = None, strict: bool = False
 ) -> tuple[dict[str, Dataset], list[SplitSummary], list[str]]:

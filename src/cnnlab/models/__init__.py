@@ -11,6 +11,7 @@ from cnnlab.models import (
     resnet_cifar,
     small,
     unet,
+    unet_encoder,
     vgg,
 )
 from cnnlab.models.base import Classifier
@@ -35,6 +36,7 @@ __all__ = [
     "resnet_cifar",
     "small",
     "unet",
+    "unet_encoder",
     "vgg",
     "weight_spec",
     "weight_specs",
