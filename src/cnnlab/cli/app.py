@@ -18,10 +18,16 @@ from cnnlab.cli import (
     conv_calc_cmd,
     data_cmd,
     demo_cmd,
+    evaluate_cmd,
+    explain_cmd,
+    export_cmd,
     info_cmd,
     kernels_cmd,
+    lr_find_cmd,
     models_cmd,
     predict_cmd,
+    report_cmd,
+    serve_cmd,
     summary_cmd,
     train_cmd,
 )
@@ -36,6 +42,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("train")(train_cmd.train)
+app.command("lr-find")(lr_find_cmd.lr_find)
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
 app.command("summary")(summary_cmd.summary)
@@ -45,6 +52,11 @@ app.command("augment")(augment_cmd.augment)
 app.add_typer(data_cmd.app, name="data")
 app.command("models")(models_cmd.models)
 app.command("predict")(predict_cmd.predict)
+app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("report")(report_cmd.report)
+app.command("explain")(explain_cmd.explain)
+app.command("export")(export_cmd.export)
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(show: bool) -> None:
