@@ -41,5 +41,6 @@ def lr_find(
     loader = TensorLoader(splits.train.images, splits.train.targets, cfg.batch_size, True, cfg.seed, transform)
     result = find_lr(trainer, loader, steps=steps)
     plot_lr_find(result.lrs, result.losses, result.suggestion, out)
-    Console().print(f"Suggested learning rate: [bold]{result.suggestion:.2e}[/bold] (inside the longest fall of the loss)")
+    suggestion = f"[bold]{result.suggestion:.2e}[/bold]"
+    Console().print(f"Suggested learning rate: {suggestion} (inside the longest fall of the loss)")
     Console().print(f"Plot: {out}")
