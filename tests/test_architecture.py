@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": BASE,
     "sequential": BASE | {"layers", "train", "data"},
     "demo": BASE | {"classify", "data", "train"},
-    "classify": BASE | {"models", "data", "train", "report", "explain", "transfer"},
+    "classify": BASE | {"models", "data", "train", "report", "explain", "transfer", "evaluate"},
     "transfer": BASE | {"models", "layers", "train", "data"},
     "segment": BASE | {"classify", "models", "layers", "train", "data", "report", "explain"},
     "evaluate": BASE | {"models", "train", "data", "report", "explain"},

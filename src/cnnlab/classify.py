@@ -26,7 +26,7 @@ from cnnlab.data.datasets import Dataset, open_source
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.named import resolve_source
 from cnnlab.data.presets import PRESETS
-from cnnlab.explain import GradCAM
+from cnnlab.evaluate import Member, worst_mistake_cams
 from cnnlab.models import create_model, model_entry
 from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
 from cnnlab.report.html import write_report
@@ -302,7 +302,8 @@ def _run_classification(
             else trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
         )
         probs = logits.float().softmax(dim=1)
-        summary = _write_held_out(run, model, held, probs, splits.classes, evaluation, f"{name.capitalize()} set")
+        member = _TrainedModel(model, splits.mean, splits.std)
+        summary = _write_held_out(run, member, held, probs, splits.classes, f"{name.capitalize()} set")
         key = name.replace("-", "_")
         results[f"{key}_acc"] = summary["accuracy"]
         results[f"{key}_images"] = len(held)
@@ -394,26 +395,23 @@ def _describe_run(run: RunDir, model: torch.nn.Module, splits: Splits, transform
 
 
 def _write_held_out(
-    run: RunDir,
-    model: torch.nn.Module,
-    held: Dataset,
-    probs: torch.Tensor,
-    classes: list[str],
-    transform: Compose,
-    title: str,
-) -> dict[str, Any]:
+    run: RunDir, member: Member, held: Dataset, probs: torch.Tensor, classes: list[str], title: str
+) -> dict:
     """The held-out evaluation of ``cnnlab evaluate`` (metrics, confusion, calibration, worst mistakes
     with Grad-CAM) written into the run folder for the report; returns the summary."""
     summary = classification_summary(probs, held.targets, classes)
-    index = [w["index"] for w in summary["worst"]]
-    predicted = torch.tensor([classes.index(w["predicted"]) for w in summary["worst"]], dtype=torch.long)
-    mistakes = None
-    if index:
-        with GradCAM(model) as cam:
-            maps = cam(transform(held.images[index]), predicted)  # (n, H, W)
-        mistakes = (held.images[index].permute(0, 2, 3, 1).numpy(), maps.numpy())
+    mistakes = worst_mistake_cams(member, held.images, summary) if summary["worst"] else None
     write_evaluation(run.path, summary, title, mistakes, {"data": title, "checkpoints": ["trained model"]})
     return summary
+
+
+@dataclass(frozen=True)
+class _TrainedModel:
+    """A just-trained model as an evaluation member (model + the normalisation of its inputs)."""
+
+    model: torch.nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 def _weights(model: ModelConfig) -> dict[str, Any]:
