@@ -1,4 +1,5 @@
-"""Every registered model, parametrised from the registry: forward and backward on a tiny batch.
+"""Every registered model, parametrised from the registry: forward and backward on a tiny batch,
+and summary() totals equal to ``sum(p.numel())``.
 
 ImageNet-sized classifiers run through their small-input stem on 16x16 images; segmentation nets
 use 'same' padding, two levels and width 8. Nets over 100M parameters (the VGGs: their cost is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cnnlab.layers.summary import summary
 from cnnlab.models import create_model, list_models, model_entry
 
 HEAVY = 100_000_000
@@ -48,6 +50,7 @@ def test_forward_backward_every_parameter_gets_a_gradient(name: str) -> None:
     assert not missing, f"{name}: parameters without a finite gradient: {missing[:5]}"
     zero = [n for n, p in model.named_parameters() if not bool(p.grad.abs().sum() > 0)]
     assert not zero, f"{name}: parameters whose gradient is all zero: {zero[:5]}"
+    assert summary(model, shape).total_params == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if model_entry(n).task == "classify"])
