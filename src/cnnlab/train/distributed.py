@@ -96,6 +96,9 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
         ) from None
 
 
+FINISH_TIMEOUT_S = 3600.0  # how long other ranks wait at the end for rank 0's evaluation and report
+
+
 @contextlib.contextmanager
 def process_group(world: World, timeout_s: float = 60.0) -> Iterator[None]:
     """Join the gloo process group (``MASTER_ADDR``/``MASTER_PORT`` from torchrun) and leave it on exit.
@@ -107,6 +110,9 @@ def process_group(world: World, timeout_s: float = 60.0) -> Iterator[None]:
     )
     try:
         yield
+        # Leave together: a rank that tears its group down while rank 0 is still writing the report
+        # can abort in gloo's destructor ("terminate called without an active exception").
+        dist.monitored_barrier(timeout=timedelta(seconds=max(timeout_s, FINISH_TIMEOUT_S)))
     finally:
         dist.destroy_process_group()
 
