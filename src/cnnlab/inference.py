@@ -57,6 +57,7 @@ class Classifier:
     input_size: tuple[int, int, int]  # (C, H, W)
     resize: int | None = None
     source: str = ""
+    assumed: bool = False  # preprocessing and class names guessed (weights file of no known spec)
 
     def preprocess(self, paths: Sequence[str | Path]) -> torch.Tensor:
         """Image files -> normalised batch ``(B, C, H, W)``."""
@@ -170,5 +171,13 @@ def load_pretrained(model_name: str, weights: str | Path) -> Classifier:
             count = model(torch.zeros(1, channels, size, size)).shape[1]
         classes = tuple(str(i) for i in range(count))
     return Classifier(
-        model, model_name, tuple(classes), tuple(mean), tuple(std), (channels, size, size), resize, str(path)
+        model,
+        model_name,
+        tuple(classes),
+        tuple(mean),
+        tuple(std),
+        (channels, size, size),
+        resize,
+        str(path),
+        assumed=spec is None,
     )

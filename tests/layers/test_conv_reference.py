@@ -40,7 +40,7 @@ def _reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, dilation, pa
     return np.stack(outs)
 
 
-def _check(c_in, size, filters, kernel, stride, dilation, padding, groups, seed=0) -> None:
+def assert_conv2d_matches_scipy(c_in, size, filters, kernel, stride, dilation, padding, groups, seed=0) -> None:
     rng = np.random.default_rng(seed)
     layer = Conv2D(filters, kernel, strides=stride, padding=padding, dilation_rate=dilation, groups=groups)
     layer.build((c_in, *size))
@@ -75,7 +75,7 @@ def _check(c_in, size, filters, kernel, stride, dilation, padding, groups, seed=
     ],
 )
 def test_conv2d_equals_scipy_correlate2d(c_in, size, filters, kernel, stride, dilation, padding, groups) -> None:
-    _check(c_in, size, filters, kernel, stride, dilation, padding, groups)
+    assert_conv2d_matches_scipy(c_in, size, filters, kernel, stride, dilation, padding, groups)
 
 
 @settings(max_examples=15, deadline=None)
@@ -89,7 +89,7 @@ def test_conv2d_equals_scipy_correlate2d(c_in, size, filters, kernel, stride, di
     seed=st.integers(0, 1000),
 )
 def test_random_conv2d_configs_equal_scipy(size, kernel, stride, dilation, padding, groups, seed) -> None:
-    _check(2 * groups, size, 2 * groups, kernel, stride, dilation, padding, groups, seed)
+    assert_conv2d_matches_scipy(2 * groups, size, 2 * groups, kernel, stride, dilation, padding, groups, seed)
 
 
 def test_conv2d_is_cross_correlation_not_flipped_convolution() -> None:

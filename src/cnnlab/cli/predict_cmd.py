@@ -19,29 +19,11 @@ def predict_images(model_name: str, weights: Path, images: list[Path], top_k: in
     A known weight file brings its preprocessing and class names; for any other file the model's
     default input size, the ImageNet mean/std and class indices are used (and ``"assumed": True``).
     """
-    import torch
+    from cnnlab.inference import load_pretrained
 
-    from cnnlab.data.preprocess import load_image, preprocess_image
-    from cnnlab.models import create_model, model_entry
-    from cnnlab.models.weights import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
-
-    entry = model_entry(model_name)
-    if entry.task != "classify":
-        raise ConfigError(f"'{model_name}' is a {entry.task} model", where="--model", fix="pick a classifier")
-    path, spec = resolve_weights(weights)
-    model = create_model(model_name, weights=path).eval()
-    if spec is not None:
-        channels, size, _ = spec.input_size
-        resize, mean, std, classes = spec.resize, spec.mean, spec.std, spec.classes
-    else:
-        channels, size, _ = entry.default_input
-        resize = round(size / 0.875)  # the usual 224 / 256 crop ratio
-        mean, std = IMAGENET_MEAN[:channels], IMAGENET_STD[:channels]
-        classes = ()
-    batch = torch.stack([preprocess_image(load_image(p, channels), size, resize, mean, std) for p in images])
-    with torch.no_grad():
-        probs = model(batch).softmax(dim=1)  # (B, num_classes)
-    return _top(images, probs, classes, top_k, assumed=spec is None)
+    classifier = load_pretrained(model_name, weights)
+    probs = classifier.predict_proba(classifier.preprocess(images))  # (B, num_classes)
+    return _top(images, probs, classifier.classes, top_k, assumed=classifier.assumed)
 
 
 def predict_checkpoints(
