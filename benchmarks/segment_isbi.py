@@ -61,12 +61,13 @@ def plot_curve(history: list[dict[str, float]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=8)
-    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--loss", default="bce_dice")
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True, help="unet: BN or not")
     parser.add_argument("--elastic", type=float, default=0.0)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--encoder-weights", default=None, help="unet_lite0: an EfficientNet-Lite0 weights file")
@@ -89,6 +90,7 @@ def main() -> None:
             depth=4 if unet else None,
             base_width=args.width,
             padding="same",
+            batch_norm=args.batch_norm if unet else None,
             encoder_weights=args.encoder_weights,
         ),
         train=TrainConfig(epochs=args.epochs, batch_size=4, eval_batch_size=1, lr=args.lr, monitor="val_dice"),

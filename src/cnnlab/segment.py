@@ -419,13 +419,14 @@ class SegmentConfig:
     masks: str | None = None  # mask folder, paired with data.source by file stem
     num_classes: int = 2  # binary masks may hold {0, 1} or {0, 255}; more classes: indices 0..K-1
     classes: tuple[str, ...] | None = None  # class names (default background/foreground, or 0..K-1)
-    loss: str = "ce"  # ce | bce | dice | bce_dice | focal
+    loss: str = "bce_dice"  # ce | bce | dice | bce_dice | focal (BCE + Dice: thin structures such as membranes)
     crop: int | None = 256  # training patch side (None: whole images)
-    repeats: int = 4  # random patches per image per epoch
+    repeats: int = 2  # random patches per image per epoch
     elastic: float = 0.0  # elastic deformation: displacement std in pixels (the paper: 10; 0: off)
     depth: int | None = None  # model options passed to the builder when set (unet: depth, base_width, padding)
-    base_width: int | None = None
+    base_width: int | None = None  # None: the builder's default (unet in a segment run: UNET_RECIPE's 16)
     padding: Literal["same", "valid"] | None = "same"
+    batch_norm: bool | None = None  # unet: BatchNorm after every 3x3 conv (None: UNET_RECIPE's, on)
     tile: int = 256  # overlap-tile inference window for predict (and validation of unpadded nets)
     margin: int = 32  # context each tile keeps on every side
     encoder_weights: str | None = None  # pretrained encoder (unet_lite0: efficientnet_lite0.imagenet or a path)
@@ -436,7 +437,7 @@ def _default_data() -> DataConfig:
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(epochs=30, batch_size=4, eval_batch_size=2, lr=1e-3, monitor="val_dice")
+    return TrainConfig(epochs=40, batch_size=4, eval_batch_size=2, lr=3e-3, monitor="val_dice")
 
 
 @dataclass(frozen=True)
@@ -488,13 +489,26 @@ def class_names(config: SegmentConfig) -> list[str]:
     return ["background", "foreground"] if config.num_classes == 2 else [str(i) for i in range(config.num_classes)]
 
 
-def model_options(config: SegmentConfig) -> dict[str, Any]:
-    """Builder keyword arguments the config sets (``depth``, ``base_width``, ``padding``)."""
-    return {
-        k: v
-        for k, v in (("depth", config.depth), ("base_width", config.base_width), ("padding", config.padding))
-        if v is not None
+UNET_RECIPE: dict[str, Any] = {"base_width": 16, "batch_norm": True}
+"""What a segmentation run's ``unet`` gets where the config is silent: the measured ISBI recipe
+(docs/segmentation.md). ``create_model("unet")`` on its own stays the 2015 paper's network."""
+
+
+def model_options(config: SegmentConfig, model_name: str) -> dict[str, Any]:
+    """Builder keyword arguments: what the config sets (``depth``, ``base_width``, ``padding``,
+    ``batch_norm``), over :data:`UNET_RECIPE` for ``unet``.
+
+    >>> model_options(SegmentConfig(base_width=8), "unet")
+    {'base_width': 8, 'batch_norm': True, 'padding': 'same'}
+    """
+    options = {
+        "depth": config.depth,
+        "base_width": config.base_width,
+        "padding": config.padding,
+        "batch_norm": config.batch_norm,
     }
+    chosen = {k: v for k, v in options.items() if v is not None}
+    return UNET_RECIPE | chosen if model_name == "unet" else chosen
 
 
 def build_model(name: str, num_classes: int, in_chans: int, options: dict[str, Any], **extra: Any) -> nn.Module:
@@ -512,7 +526,8 @@ def build_model(name: str, num_classes: int, in_chans: int, options: dict[str, A
     try:
         return create_model(name, num_classes=num_classes, in_chans=in_chans, **extra, **options)
     except TypeError as exc:
-        raise ConfigError(f"bad model option for '{name}': {exc}", where="segment (depth/base_width/padding)") from None
+        where = "segment (depth/base_width/padding/batch_norm)"
+        raise ConfigError(f"bad model option for '{name}': {exc}", where=where) from None
 
 
 def train_transform(config: SegmentRunConfig, mean: Sequence[float], std: Sequence[float]) -> Compose:
@@ -588,7 +603,7 @@ def run_segmentation(
     val = SegmentationLoader(held.images, held.targets, cfg.eval_batch_size, transform=evaluation) if held else None
 
     torch.manual_seed(cfg.seed)
-    options = model_options(seg)
+    options = model_options(seg, config.model.name)
     pretrained = {"weights": config.model.weights} if config.model.weights else {}  # a whole segmentation model
     if seg.encoder_weights:
         pretrained["encoder_weights"] = seg.encoder_weights

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.models import create_model
@@ -229,3 +230,17 @@ def test_unet_paper_tile_and_options() -> None:
         UNet.output_size(570)
     with pytest.raises(ConfigError, match="padding"):
         create_model("unet", padding="reflect")
+
+
+def test_unet_batch_norm_variant() -> None:
+    plain = create_model("unet", depth=2, base_width=4, padding="same")
+    normed = create_model("unet", depth=2, base_width=4, padding="same", batch_norm=True)
+    convs = [m for m in normed.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    norms = [m for m in normed.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == len(convs) == 2 * (2 * 2 + 1)  # two per level, bottleneck, and decoder level
+    assert all(conv.bias is None for conv in convs)
+    bias_params = sum(conv.out_channels for conv in convs)
+    bn_params = 2 * sum(norm.num_features for norm in norms)
+    n_plain, n_normed = (sum(p.numel() for p in m.parameters()) for m in (plain, normed))
+    assert n_normed == n_plain - bias_params + bn_params
+    assert normed(torch.zeros(2, 1, 16, 16)).shape == (2, 2, 16, 16)

@@ -11,6 +11,8 @@ count is given in the paper; at 1 input channel, 2 classes, depth 4 and width 64
 ``padding="same"`` pads the 3x3 convs so the output has the input's size (the common modern
 choice; the input side must then be divisible by ``2**depth``). With ``"valid"`` (the paper) only
 some sizes work; :meth:`UNet.output_size` says which and the forward pass raises early otherwise.
+``batch_norm=True`` puts a BatchNorm after every 3x3 conv (the convs lose their bias), the usual
+modern variant: it trains much faster from scratch on small datasets.
 
 >>> import torch
 >>> unet(in_chans=1, num_classes=2, depth=2, base_width=8, padding="same")(torch.zeros(2, 1, 32, 32)).shape
@@ -34,15 +36,16 @@ PAPER = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical I
 Padding = Literal["valid", "same"]
 
 
-def double_conv(c_in: int, c_out: int, padding: Padding) -> nn.Sequential:
-    """Two 3x3 conv + ReLU (keys ``.0`` and ``.2``); each unpadded conv trims 2 pixels."""
+def double_conv(c_in: int, c_out: int, padding: Padding, batch_norm: bool = False) -> nn.Sequential:
+    """Two 3x3 conv (+ BN) + ReLU (keys ``.0`` and ``.2`` without BN); each unpadded conv trims 2 pixels."""
     pad = 1 if padding == "same" else 0
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=pad),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=pad),
-        nn.ReLU(inplace=True),
-    )
+    layers: list[nn.Module] = []
+    for c in (c_in, c_out):
+        layers.append(nn.Conv2d(c, c_out, 3, padding=pad, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -64,6 +67,7 @@ class UNet(nn.Module):
         depth: int = 4,
         base_width: int = 64,
         padding: Padding = "valid",
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if padding not in ("valid", "same"):
@@ -74,12 +78,15 @@ class UNet(nn.Module):
         self.padding = padding
         widths = [base_width * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList(
-            double_conv(in_chans if level == 0 else widths[level - 1], widths[level], padding) for level in range(depth)
+            double_conv(in_chans if level == 0 else widths[level - 1], widths[level], padding, batch_norm)
+            for level in range(depth)
         )
         self.pool = nn.MaxPool2d(2)
-        self.bottleneck = double_conv(widths[depth - 1], widths[depth], padding)
+        self.bottleneck = double_conv(widths[depth - 1], widths[depth], padding, batch_norm)
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[lv + 1], widths[lv], 2, 2) for lv in reversed(range(depth)))
-        self.decode = nn.ModuleList(double_conv(2 * widths[lv], widths[lv], padding) for lv in reversed(range(depth)))
+        self.decode = nn.ModuleList(
+            double_conv(2 * widths[lv], widths[lv], padding, batch_norm) for lv in reversed(range(depth))
+        )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     @staticmethod
@@ -135,13 +142,14 @@ def _nearest_valid(n: int, depth: int, padding: Padding) -> int:
     return scale * b + trim * (scale - 1)
 
 
-def _create_unet(num_classes: int, in_chans: int, depth: int, base_width: int, padding: Padding) -> UNet:
-    return UNet(num_classes=num_classes, in_chans=in_chans, depth=depth, base_width=base_width, padding=padding)
-
-
 @register_model("unet", paper=PAPER, default_input=(1, 572, 572), task="segment")
 def unet(
-    num_classes: int = 2, in_chans: int = 1, depth: int = 4, base_width: int = 64, padding: Padding = "valid"
+    num_classes: int = 2,
+    in_chans: int = 1,
+    depth: int = 4,
+    base_width: int = 64,
+    padding: Padding = "valid",
+    batch_norm: bool = False,
 ) -> UNet:
     """U-Net with ``num_classes`` output maps; 31,030,658 parameters in the 2015 configuration."""
-    return _create_unet(num_classes, in_chans, depth, base_width, padding)
+    return UNet(num_classes, in_chans, depth, base_width, padding, batch_norm)
