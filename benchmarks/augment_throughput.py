@@ -13,7 +13,9 @@ Keras runs in its own environment (tensorflow-cpu must never go into the project
     python benchmarks/augment_throughput.py --keras-python /tmp/tfbench/bin/python
 
 The script hands the same uint8 images to the Keras worker through a temporary .npy file and
-prints one markdown table; ratios come from this one run. No timing assertions live in tests.
+prints two markdown tables from the same timing loops, by wall clock and by process CPU time (the
+steadier one on a shared machine), with the load average before and after; ratios come from this
+one run. No timing assertions live in tests.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import random
 import subprocess
@@ -63,20 +66,26 @@ KERAS_ARGS = {
 }
 
 
-def _rate(step: Callable[[int], int], min_seconds: float) -> float:
-    """Images per second of ``step(i) -> images done``, after one warm-up call, over at least ``min_seconds``."""
+Rate = tuple[float, float]
+"""(images per wall-clock second, images per CPU-second of the process, all its threads together)."""
+
+
+def _rate(step: Callable[[int], int], min_seconds: float) -> Rate:
+    """Rates of ``step(i) -> images done``, after one warm-up call, over at least ``min_seconds`` of wall time.
+
+    CPU time does not count the time other processes hold the cores, so on a shared machine it gives
+    the steadier comparison between single-threaded runs measured one after the other.
+    """
     step(0)
-    done, start, i = 0, time.perf_counter(), 1
+    done, start, cpu, i = 0, time.perf_counter(), time.process_time(), 1
     while (elapsed := time.perf_counter() - start) < min_seconds or i < 4:
         done += step(i)
         i += 1
-    return done / elapsed
+    return done / elapsed, done / (time.process_time() - cpu)
 
 
 def keras_worker(images_path: str, preset: str, batch: int, seconds: float) -> None:
     """Run inside the TensorFlow environment: time ImageDataGenerator.flow on the given images."""
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
@@ -156,32 +165,42 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     tf_version = "-"
+    load_before = os.getloadavg()
     workloads = (("28", "mnist", 256), ("32", "cifar", 256), ("224", "keras-course", 64), ("256", "imagenet", 64))
     for workload, preset, batch in workloads:
         x = load_images(workload)  # (N, H, W, C) uint8
-        rate, pil_rate, keras_rate, version = measure(x, preset, batch, args.seconds, args.keras_python)
+        ours, pil, keras, version = measure(x, preset, batch, args.seconds, args.keras_python)
         tf_version = version or tf_version
         shape = f"{x.shape[2]}x{x.shape[1]}" if preset != "imagenet" else "256x256 -> 224x224"
-        rows.append((shape, preset, batch, rate, pil_rate, keras_rate))
+        rows.append((shape, preset, batch, ours, pil, keras))
 
     print(
         f"python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"tensorflow {tf_version}, {platform.processor() or platform.machine()}"
     )
-    print("| images | preset | batch | cnnlab img/s | per-image PIL img/s | Keras IDG img/s | vs PIL | vs Keras |")
-    print("|---|---|---|---|---|---|---|---|")
-    for shape, preset, batch, rate, pil, keras in rows:
-        cells = [f"{v:,.0f}" if v else "-" for v in (pil, keras)] + [
-            f"{rate / v:.1f}x" if v else "-" for v in (pil, keras)
-        ]
-        print(f"| {shape} | {preset} | {batch} | {rate:,.0f} | " + " | ".join(cells) + " |")
+    load_after = os.getloadavg()
+    print(
+        f"load average (1, 5, 15 min) on {os.cpu_count()} CPUs: before {', '.join(f'{v:.2f}' for v in load_before)}, "
+        f"after {', '.join(f'{v:.2f}' for v in load_after)}"
+    )
+    for clock, unit in ((0, "img/s"), (1, "img/CPU-s")):
+        print(f"\n{('Wall clock', 'CPU time (process, all threads)')[clock]}:\n")
+        print(
+            f"| images | preset | batch | cnnlab {unit} | per-image PIL {unit} | Keras IDG {unit} | vs PIL | vs Keras |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for shape, preset, batch, ours, *others in rows:
+            rate = ours[clock]
+            values = [other[clock] if other else None for other in others]
+            cells = [f"{v:,.0f}" if v else "-" for v in values] + [f"{rate / v:.1f}x" if v else "-" for v in values]
+            print(f"| {shape} | {preset} | {batch} | {rate:,.0f} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
 def measure(
     x: np.ndarray, preset: str, batch: int, seconds: float, keras_python: str | None
-) -> tuple[float, float | None, float | None, str | None]:
-    """(cnnlab, PIL, Keras) images/s for one workload, and the TensorFlow version when Keras ran."""
+) -> tuple[Rate, Rate | None, Rate | None, str | None]:
+    """(cnnlab, PIL, Keras) rates for one workload, and the TensorFlow version when Keras ran."""
     import torch
 
     from cnnlab.data.presets import PRESETS
@@ -212,7 +231,7 @@ def measure(
         cmd = [keras_python, __file__, "--keras-worker", str(npy), preset, str(batch), str(seconds)]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     result = json.loads(done.stdout.splitlines()[-1])
-    return rate, pil_rate, result["rate"], result["tensorflow"]
+    return rate, pil_rate, tuple(result["rate"]), result["tensorflow"]
 
 
 if __name__ == "__main__":

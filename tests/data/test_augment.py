@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.data import augment
 from cnnlab.data.augment import (
     TRANSFORMS,
     ColorJitter,
@@ -117,6 +118,32 @@ def test_random_resized_crop_boxes_respect_scale_and_ratio() -> None:
     whole = RandomResizedCrop((40, 60), scale=(1.0, 1.0), ratio=(1.5, 1.5))
     x = torch.randint(0, 256, (2, 3, 40, 60), dtype=torch.uint8)
     assert torch.equal(whole(x), x)  # the only box that fits is the image itself, resampled 1:1
+
+
+@pytest.mark.parametrize("chunk_elements", [1000, 1 << 18], ids=["chunked", "one-chunk"])
+def test_resampling_matches_affine_grid_reference(monkeypatch: pytest.MonkeyPatch, chunk_elements: int) -> None:
+    """Chunks, the row + column grid and a folded Rescale give what F.affine_grid + F.grid_sample give at once."""
+    monkeypatch.setattr(augment, "_CHUNK_ELEMENTS", chunk_elements)  # 1000: one image per chunk (and thread)
+    x = torch.randint(0, 256, (7, 3, 20, 24), dtype=torch.uint8)
+    masks = torch.randint(0, 5, (7, 20, 24))
+    for pipeline in (PRESETS.get("keras-course")(None), Compose([Rescale(), RandomResizedCrop((12, 16))])):
+        resample = pipeline.transforms[1]
+        theta = resample.draw(x.shape, _gen(2))["theta"]
+        grid = F.affine_grid(theta, [7, 1, *resample.output_size(x.shape)], align_corners=False)
+        padding = augment._GRID_PADDING[resample.fill]
+        image, mask = pipeline.pair(x, masks, _gen(2))
+        reference = F.grid_sample(x.float() / 255, grid, padding_mode=padding, align_corners=False)
+        assert image.dtype == torch.float32
+        torch.testing.assert_close(image, reference, atol=1e-5, rtol=0)
+        nearest = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode=padding, align_corners=False)
+        assert torch.equal(mask, nearest[:, 0].long())
+    # Without a Rescale the dtype comes back: uint8 rounded (1 at most from float rounding at .5), float64 as is.
+    affine = RandomAffine(degrees=30, shear=10, zoom=(0.8, 1.2), fill="reflect")
+    grid = F.affine_grid(affine.draw(x.shape, _gen(4))["theta"], [7, 3, 20, 24], align_corners=False)
+    reference = F.grid_sample(x.float(), grid, padding_mode="reflection", align_corners=False)
+    out = affine(x, _gen(4))
+    assert out.dtype == torch.uint8 and int((out.float() - reference.round()).abs().max()) <= 1
+    torch.testing.assert_close(affine(x.double(), _gen(4)), reference.double(), atol=1e-3, rtol=0)
 
 
 def test_pca_colour_matches_alexnet_formula_with_numpy_eigh() -> None:
