@@ -23,11 +23,12 @@ from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint
 from cnnlab.data.augment import Compose, Normalize, Rescale
 from cnnlab.data.datasets import Dataset, open_source
+from cnnlab.data.images import Fit
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.named import resolve_source
 from cnnlab.data.presets import PRESETS
 from cnnlab.evaluate import Member, worst_mistake_cams
-from cnnlab.models import create_model, model_entry
+from cnnlab.models import WeightSpec, create_model, model_entry
 from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
 from cnnlab.report.html import write_report
 from cnnlab.report.plots import plot_image_grid
@@ -64,6 +65,7 @@ class DataConfig:
     source: str = "fashion-mnist"  # a folder, .npz, .csv, or a named dataset (fashion-mnist, mnist)
     data_dir: str | None = None  # where named datasets live (default $CNNLAB_DATA or ~/.cnnlab/data)
     img_size: int | None = None  # resize images to img_size x img_size when decoding (None: keep)
+    fit: Fit = "stretch"  # how other aspect ratios reach img_size: stretch | crop (centre) | pad (black borders)
     val_fraction: float = 0.1  # held out of the training split when the source has no validation split
     aug: str = "none"  # augmentation preset (cnnlab augment --help lists them)
     strict: bool = False  # fail on the first unreadable file instead of skipping it
@@ -131,7 +133,7 @@ def load_splits(config: DataConfig, seed: int, loader: SourceLoader | None = Non
 
 def _open(config: DataConfig, seed: int) -> dict[str, Dataset]:
     path, classes = resolve_source(config.source, config.data_dir)
-    sets = open_source(path, size=config.img_size, strict=config.strict)
+    sets = open_source(path, size=config.img_size, strict=config.strict, fit=config.fit)
     if classes is not None:
         for dataset in sets.values():
             dataset.classes = list(classes)
@@ -199,18 +201,16 @@ def _run_classification(
 ) -> dict[str, Any]:
     main = world is None or world.is_main
     console = console or Console(quiet=not main)
+    transfer = config.transfer.mode != "none"
+    spec = pretrained_spec(config.model.weights) if transfer else None
+    config, resize = _weights_recipe(config, spec)
     run = _run_folder(config, runs_dir, resume, world)
     if main:
         save_yaml(config, run.config)
     if world is not None and main:
         run.log(f"distributed: {world.size} processes (gloo) share each batch of {config.train.batch_size}")
     cfg = config.train
-    transfer = config.transfer.mode != "none"
-    spec = pretrained_spec(config.model.weights) if transfer else None
-    data_config = config.data
-    if spec is not None and data_config.img_size is None:  # decode at the weights' input size
-        data_config = replace(data_config, img_size=spec.input_size[-1])
-    splits = load_splits(data_config, cfg.seed, loader)
+    splits = load_splits(config.data, cfg.seed, loader)
     if spec is not None:  # the weights' channels, size and normalisation, not the data's
         splits = _for_weights(splits, spec.input_size, spec.mean, spec.std, config.transfer.fit)
     problems = splits.train.problems
@@ -245,6 +245,8 @@ def _run_classification(
         "std": list(splits.std),
         "input_size": [channels, height, width],
         "model_kwargs": {} if transfer else _small_input(config.model.name, height),  # to rebuild the same net
+        "resize": resize,  # predict: shorter side to this, centre crop (None: decode like data.fit says)
+        "fit": config.data.fit,
     }
     callbacks = [ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)]
     callbacks = callbacks if main else []  # other ranks write nothing
@@ -357,6 +359,17 @@ def _small_input(model_name: str, height: int) -> dict[str, bool]:
     """``small_input=True`` for 28x28/32x32-sized images where the builder has that stem option."""
     accepts = "small_input" in inspect.signature(model_entry(model_name).builder).parameters
     return {"small_input": True} if accepts and height <= SMALL_INPUT_MAX else {}
+
+
+def _weights_recipe(config: RunConfig, spec: WeightSpec | None) -> tuple[RunConfig, int | None]:
+    """Transfer without ``--img-size``: images are read the way the weights were trained to see them
+    (shorter side to ``spec.resize``, centre crop to the input size). Written into the run's config so
+    ``evaluate`` reads the data the same way; also returns that ``resize`` (``None`` if not applied)."""
+    if spec is None or config.data.img_size is not None:
+        return config, None
+    resize = spec.resize or spec.input_size[-1]
+    data, transfer = replace(config.data, img_size=resize, fit="crop"), replace(config.transfer, fit="crop")
+    return replace(config, data=to_dict(data), transfer=to_dict(transfer)), resize
 
 
 def _for_weights(

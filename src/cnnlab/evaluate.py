@@ -7,6 +7,10 @@ probabilities over views and over members, and times each variant, so the gain o
 ensemble is measured on the same images. The full variant (every member, every view) is the
 one whose confusion matrix, per-class scores and calibration are reported.
 
+Inference runs on this CPU's fast path (:func:`cnnlab.infer_speed.fast_inference`: bf16 autocast
+and channels_last where the CPU has native bf16, compiled when the job pays the compile back);
+``precision="fp32"`` gives the model's exact fp32 outputs.
+
 TTA views are made from the normalised input, the plain view first: ``flip`` adds the mirror
 image; ``five_crop`` pads the image by about 7% of its side (edge pixels repeated: the margin of
 ImageNet's 256 -> 224 crops) and takes the centre and four corner crops at the original size,
@@ -19,15 +23,15 @@ so the centre crop is the plain image; ``ten_crop`` adds their mirrors.
 >>> member = SimpleNamespace(model=net, mean=(0.5,), std=(0.25,))
 >>> images = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
 >>> result = evaluate([member], images, torch.tensor([0, 1, 2, 0, 1, 2]), ["a", "b", "c"], tta="flip")
->>> [v["name"] for v in result.variants], result.probs.shape
-(['single model', 'single model + flip'], torch.Size([6, 3]))
+>>> [v["name"] for v in result.variants], result.probs.shape, result.inference["compiled"]
+(['single model', 'single model + flip'], torch.Size([6, 3]), False)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +44,7 @@ from cnnlab.core.errors import ConfigError
 from cnnlab.data.augment import Normalize
 from cnnlab.data.testtime import FiveCrop, TenCrop
 from cnnlab.explain import GradCAM
+from cnnlab.infer_speed import InferenceRunner, check_inference_options, fast_inference
 from cnnlab.report.artefacts import write_evaluation
 from cnnlab.train.metrics import classification_summary, expected_calibration_error, top_k_accuracy
 
@@ -47,6 +52,7 @@ TTA_MODES = ("none", "flip", "five_crop", "ten_crop")
 """Test-time augmentation choices (``--tta``)."""
 
 _CROP_ORDER = {"five_crop": [4, 0, 1, 2, 3], "ten_crop": [4, 0, 1, 2, 3, 9, 5, 6, 7, 8]}  # centre (plain) view first
+_VIEWS = {"none": 1, "flip": 2, "five_crop": 5, "ten_crop": 10}
 
 
 class Member(Protocol):
@@ -55,6 +61,11 @@ class Member(Protocol):
     model: nn.Module
     mean: Sequence[float]
     std: Sequence[float]
+
+
+def _check_tta(mode: str) -> None:
+    if mode not in TTA_MODES:
+        raise ConfigError(f"unknown test-time augmentation '{mode}'", where="--tta", fix=f"use one of {TTA_MODES}")
 
 
 def tta_views(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -66,8 +77,7 @@ def tta_views(x: torch.Tensor, mode: str) -> torch.Tensor:
     >>> torch.equal(tta_views(x, "ten_crop")[:, 0], x), torch.equal(tta_views(x, "flip")[0, 1], x[0].flip(-1))
     (True, True)
     """
-    if mode not in TTA_MODES:
-        raise ConfigError(f"unknown test-time augmentation '{mode}'", where="--tta", fix=f"use one of {TTA_MODES}")
+    _check_tta(mode)
     if mode == "none":
         return x[:, None]
     if mode == "flip":
@@ -79,8 +89,9 @@ def tta_views(x: torch.Tensor, mode: str) -> torch.Tensor:
     return crops[:, _CROP_ORDER[mode]]
 
 
-def predict_views(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """Class probabilities ``(B, K)`` of a normalised batch, averaged over the ``tta`` views.
+def predict_views(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of a normalised batch, averaged over the ``tta`` views. ``model`` is an
+    eval-mode ``nn.Module`` (run as it is) or the runner of :func:`~cnnlab.infer_speed.fast_inference`.
 
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     >>> probs = predict_views(net, torch.rand(3, 1, 2, 2), "flip")
@@ -94,18 +105,32 @@ def predict_views(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch
     return probs.view(batch, count, -1).mean(dim=1)
 
 
-def member_proba(member: Member, images: torch.Tensor, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
-    """Probabilities ``(N, K)`` of one member on uint8 images ``(N, C, H, W)`` (normalised here, in batches)."""
+def member_proba(
+    member: Member,
+    images: torch.Tensor,
+    tta: str = "none",
+    batch_size: int = 256,
+    precision: str = "auto",
+    compile: str = "auto",
+) -> torch.Tensor:
+    """Probabilities ``(N, K)`` of one member on uint8 images ``(N, C, H, W)`` (normalised here, in batches),
+    on the fast path of :func:`~cnnlab.infer_speed.fast_inference` (``precision``, ``compile``).
+
+    >>> from types import SimpleNamespace
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    >>> member = SimpleNamespace(model=net, mean=(0.5,), std=(0.25,))
+    >>> member_proba(member, torch.zeros(5, 1, 2, 2, dtype=torch.uint8), "flip", precision="fp32").shape
+    torch.Size([5, 2])
+    """
+    _check_tta(tta)
+    views = len(images) * _VIEWS[tta]
+    with fast_inference(member.model, precision, compile, batch_size, images=views) as run:
+        return _run_proba(run, member, images, tta, batch_size)
+
+
+def _run_proba(run: InferenceRunner, member: Member, images: torch.Tensor, tta: str, batch_size: int) -> torch.Tensor:
     normalize = Normalize(member.mean, member.std)
-    was_training = member.model.training
-    member.model.eval()
-    try:
-        parts = [
-            predict_views(member.model, normalize(images[i : i + batch_size]), tta)
-            for i in range(0, len(images), batch_size)
-        ]
-    finally:
-        member.model.train(was_training)
+    parts = [predict_views(run, normalize(images[i : i + batch_size]), tta) for i in range(0, len(images), batch_size)]
     return torch.cat(parts)
 
 
@@ -115,12 +140,25 @@ class FileMember(Member, Protocol):
     def preprocess(self, paths: Sequence[str | Path]) -> torch.Tensor: ...
 
 
-def predict_files(members: Sequence[FileMember], paths: Sequence[str | Path], tta: str = "none") -> torch.Tensor:
+def predict_files(
+    members: Sequence[FileMember],
+    paths: Sequence[str | Path],
+    tta: str = "none",
+    precision: str = "auto",
+    compile: str = "auto",
+    batch_size: int = 256,
+) -> torch.Tensor:
     """Class probabilities ``(N, K)`` of image files, averaged over ``tta`` views and over ``members``
-    (each reads the files with its own preprocessing)."""
+    (each reads the files with its own preprocessing), on the fast path (``precision``, ``compile``)."""
     if not members:
         raise ConfigError("no classifier given", where="predict", fix="pass a run folder or checkpoint")
-    return torch.stack([predict_views(m.model.eval(), m.preprocess(paths), tta) for m in members]).mean(dim=0)
+    _check_tta(tta)
+    probs = []
+    for member in members:
+        x = member.preprocess(paths)  # (N, C, H, W)
+        with fast_inference(member.model, precision, compile, batch_size, images=len(x) * _VIEWS[tta]) as run:
+            probs.append(predict_views(run, x, tta))
+    return torch.stack(probs).mean(dim=0)
 
 
 @dataclass
@@ -130,6 +168,7 @@ class Evaluation:
     probs: torch.Tensor  # (N, K): every member and view averaged
     summary: dict[str, Any]  # classification_summary of probs
     variants: list[dict[str, Any]]  # name, accuracy, top_k_accuracy, ece, seconds; the single plain model first
+    inference: dict[str, Any] = field(default_factory=dict)  # the first member's path: InferenceRunner.describe()
 
 
 def evaluate(
@@ -141,21 +180,29 @@ def evaluate(
     batch_size: int = 256,
     top_k: int = 5,
     worst: int = 16,
+    precision: str = "auto",
+    compile: str = "auto",
 ) -> Evaluation:
-    """Run ``members`` on uint8 ``images (N, C, H, W)``, plain and with ``tta``; summarise the full
-    variant with :func:`~cnnlab.train.metrics.classification_summary`."""
+    """Run ``members`` on uint8 ``images (N, C, H, W)``, plain and with ``tta``, on the fast path
+    (``precision``, ``compile``: see :func:`~cnnlab.infer_speed.fast_inference`); summarise the full
+    variant with :func:`~cnnlab.train.metrics.classification_summary`. A compile's seconds count in
+    the wall time of the first variant."""
     if not members:
         raise ConfigError("nothing to evaluate: no checkpoint given", where="evaluate", fix="pass a run folder or .pt")
-    if tta not in TTA_MODES:
-        raise ConfigError(f"unknown test-time augmentation '{tta}'", where="--tta", fix=f"use one of {TTA_MODES}")
+    _check_tta(tta)
+    check_inference_options(precision, compile)
     modes = ["none"] if tta == "none" else ["none", tta]
     probs: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}
+    described: list[dict[str, Any]] = []
+    views = len(images) * sum(_VIEWS[mode] for mode in modes)  # one runner (one compile) per member for all modes
     for member in members:
-        for mode in modes:
-            started = time.perf_counter()
-            probs[mode].append(member_proba(member, images, mode, batch_size))
-            seconds[mode].append(time.perf_counter() - started)
+        with fast_inference(member.model, precision, compile, batch_size, images=views) as run:
+            for mode in modes:
+                started = time.perf_counter()
+                probs[mode].append(_run_proba(run, member, images, mode, batch_size))
+                seconds[mode].append(time.perf_counter() - started)
+        described.append(run.describe())
     suffix = {m: "" if m == "none" else f" + {m.replace('_', '-')}" for m in modes}
     candidates = [(f"single model{suffix[m]}", probs[m][0], seconds[m][0]) for m in modes]
     if len(members) > 1:
@@ -173,7 +220,8 @@ def evaluate(
         for name, p, s in candidates
     ]
     full = candidates[-1][1]
-    return Evaluation(full, classification_summary(full, targets, list(classes), top_k, worst=worst), variants)
+    summary = classification_summary(full, targets, list(classes), top_k, worst=worst)
+    return Evaluation(full, summary, variants, described[0])
 
 
 def worst_mistake_cams(member: Member, images: torch.Tensor, summary: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

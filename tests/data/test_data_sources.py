@@ -198,6 +198,19 @@ def test_image_folder_counts_labels_and_sizes(tmp_path: Path) -> None:
     assert data.images[0, 0].float().mean() > 150 and data.images[-1, 2].float().mean() > 150
 
 
+def test_open_source_fits_other_aspects_as_asked(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    for name in ("wide", "tall"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (40, 20) if name == "wide" else (20, 40), (250, 250, 250)).save(root / name / "0.png")
+    padded = open_source(root, size=20, fit="pad")["all"].images  # (2, 3, 20, 20): tall, wide
+    cropped = open_source(root, size=20, fit="crop")["all"].images
+    stretched = open_source(root, size=20)["all"].images
+    assert padded[1, :, 0].max() == 0 and padded[1, :, 10].min() > 240  # wide: black bars above and below
+    assert padded[0, :, :, 0].max() == 0 and padded[0, :, :, 10].min() > 240  # tall: bars left and right
+    assert cropped.min() > 240 and stretched.min() > 240  # both fill the square
+
+
 def test_image_folder_skips_bad_files_with_warnings(tmp_path: Path) -> None:
     root = _class_folders(tmp_path / "set")
     (root / "ants" / "zero.jpg").write_bytes(b"")

@@ -57,7 +57,9 @@ def test_flip_tta_averages_the_two_views():
 
 def test_ensemble_with_tta_is_the_mean_of_members_and_views_and_metrics_match_sklearn():
     members, (images, targets) = [_member(0), _member(1), _member(2)], _data()
-    result = evaluate(members, images, targets, ["a", "b", "c"], tta="flip", batch_size=16, top_k=2, worst=4)
+    result = evaluate(
+        members, images, targets, ["a", "b", "c"], tta="flip", batch_size=16, top_k=2, worst=4, precision="fp32"
+    )
     names = [v["name"] for v in result.variants]
     assert names == ["single model", "single model + flip", "ensemble of 3", "ensemble of 3 + flip"]
     plain = [_probs(m, images) for m in members]

@@ -11,6 +11,7 @@ from PIL import Image
 
 from cnnlab.cli.app import main
 from cnnlab.cli.models_cmd import count_macs
+from cnnlab.inference import load_pretrained
 from cnnlab.models import create_model, list_models
 
 
@@ -45,6 +46,28 @@ def test_predict_json_with_an_unknown_weights_file(tmp_path: Path, capsys: pytes
     [result] = json.loads(capsys.readouterr().out)
     assert result["assumed"] is True and len(result["top"]) == 3
     assert sum(row["probability"] for row in result["top"]) <= 1.0 + 1e-6
+
+
+def test_predict_precision_and_compile_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    torch.save(model.state_dict(), tmp_path / "net.pt")
+    image = tmp_path / "noise.png"
+    Image.fromarray(torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8).numpy()).save(image)
+    args = ["predict", "--model", "resnet20", "--weights", str(tmp_path / "net.pt"), "--top-k", "10", "--json"]
+
+    def probabilities(*options: str) -> torch.Tensor:
+        assert main([*args, *options, str(image)]) == 0
+        [result] = json.loads(capsys.readouterr().out)
+        return torch.tensor([row["probability"] for row in sorted(result["top"], key=lambda row: row["index"])])
+
+    x = load_pretrained("resnet20", tmp_path / "net.pt").preprocess([image])
+    with torch.no_grad():
+        exact = model(x).softmax(dim=1)[0]
+    torch.testing.assert_close(probabilities("--precision", "fp32", "--compile", "off"), exact, atol=1e-6, rtol=0)
+    torch.testing.assert_close(probabilities(), exact, atol=2e-2, rtol=0)  # the default: bf16 where native
+    assert main([*args, "--precision", "fp16", str(image)]) == 2
+    assert "unknown precision 'fp16' [--precision]" in capsys.readouterr().err
 
 
 def test_predict_needs_model_and_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

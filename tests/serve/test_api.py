@@ -56,7 +56,7 @@ def test_predict_matches_the_classifier_reading_the_same_file(client, classifier
     data = sample_images(1)[0]
     (tmp_path / "a.png").write_bytes(data)
     clf = load_classifier(classifier_checkpoint)
-    want = clf.predict_proba(clf.preprocess([tmp_path / "a.png"]))[0]  # the `cnnlab predict` path, from a file
+    want = clf.predict_proba(clf.preprocess([tmp_path / "a.png"]), precision="fp32")[0]  # fp32, as served
     body = upload(client, "/predict", data, params={"top_k": 3}).json()
     assert [t["label"] for t in body["top"]] == [CLASSES[i] for i in want.argsort(descending=True).tolist()]
     got = torch.tensor([t["probability"] for t in sorted(body["top"], key=lambda t: t["index"])])

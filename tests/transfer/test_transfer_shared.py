@@ -3,9 +3,12 @@ Fashion-MNIST. The settings are those of docs/transfer.md (and of `cnnlab train 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from cnnlab.cli.app import main
 from cnnlab.data.augment import Compose, Normalize, Rescale
 from cnnlab.data.datasets import load_mnist, load_split_folders, stratified_split
 from cnnlab.data.loader import TensorLoader
@@ -53,9 +56,22 @@ def test_features_and_a_linear_head_reach_93_percent(hymenoptera, feature_cache)
     assert _transfer(hymenoptera, feature_cache, "features", epochs=20) >= 0.93
 
 
-def test_fine_tuning_reaches_94_percent(hymenoptera, feature_cache):
-    # The issue asks for 95%; measured 94.8% (docs/transfer.md), so the check holds what was reached.
-    assert _transfer(hymenoptera, feature_cache, "finetune", epochs=5) >= 0.94
+def test_fine_tuning_through_the_cli_then_evaluate(shared_data, tmp_path, monkeypatch, capsys):
+    """The docs/transfer.md command: every group unfrozen, imagenet augmentation, 3 + 8 epochs. Measured 96.08% with
+    seed 0 (94.12% and 96.08% with seeds 1 and 2); the check leaves room for bf16 differences between machines."""
+    monkeypatch.setenv("CNNLAB_FEATURE_CACHE", str(tmp_path / "cache"))
+    weights = shared_data / "efficientnet-lite0-imagenet" / weight_spec("efficientnet_lite0.imagenet").file_name
+    args = ["train", "--data", str(shared_data / "hymenoptera"), "--model", "efficientnet_lite0"]
+    args += ["--weights", str(weights), "--transfer", "finetune", "--unfreeze", "99", "--aug", "imagenet"]
+    args += ["--epochs", "8", "--batch-size", "32", "--runs-dir", str(tmp_path / "runs")]
+    assert main(args) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "classify" / "efficientnet_lite0-1"
+    results = json.loads((run / "results.json").read_text())
+    assert results["held_out_images"] == 153 and results["held_out_acc"] >= 0.94
+    # evaluate reads the val folder the way training did (shorter side 256, centre crop 224)
+    assert main(["evaluate", str(run)]) == 0, capsys.readouterr().err
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["images"] == 153 and abs(evaluation["accuracy"] - results["held_out_acc"]) <= 1 / 153
 
 
 def test_pretrained_resnet20_beats_scratch_on_1000_fashion_mnist_images(shared_data):

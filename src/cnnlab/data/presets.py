@@ -4,7 +4,7 @@ A preset is a function ``(train_images | None) -> Compose``; only recipes that l
 data (AlexNet's PCA colour) need the training images.
 
 >>> sorted(PRESETS.names())
-['alexnet', 'cifar', 'cifar-cutout', 'imagenet', 'keras-course', 'mnist', 'none', 'segmentation']
+['alexnet', 'cifar', 'cifar-cutout', 'fashion', 'imagenet', 'keras-course', 'mnist', 'none', 'segmentation']
 >>> PRESETS.get("cifar")(None)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
 torch.Size([2, 3, 32, 32])
 """
@@ -50,6 +50,12 @@ def _none(images: torch.Tensor | None) -> Compose:
 def _mnist(images: torch.Tensor | None) -> Compose:
     """28x28 digits/clothes: rotate ±10°, shift ±10%, zoom 0.9-1.1 (no flips: a flipped 2 is not a 2)."""
     return Compose([Rescale(), RandomAffine(degrees=10, translate=(0.1, 0.1), zoom=(0.9, 1.1))])
+
+
+@PRESETS.register("fashion")
+def _fashion(images: torch.Tensor | None) -> Compose:
+    """28x28 clothes: pad 2 (zeros, the background), random 28x28 crop, horizontal flip (a mirrored shirt)."""
+    return Compose([RandomCrop(padding=2), HorizontalFlip(), Rescale()])
 
 
 @PRESETS.register("cifar")

@@ -28,6 +28,7 @@ from torch import nn
 
 from cnnlab.core.errors import ConfigError, WeightsError
 from cnnlab.data.augment import Compose, Rescale
+from cnnlab.data.images import Fit
 from cnnlab.data.loader import TensorLoader
 from cnnlab.models import create_model
 from cnnlab.models.weights import WeightSpec, resolve_weights
@@ -42,7 +43,6 @@ from cnnlab.transfer.features import (
     train_head,
 )
 from cnnlab.transfer.groups import FrozenBatchNormEval, freeze, layer_groups, param_groups
-from cnnlab.transfer.inputs import Fit
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, C, H, W), int64 targets (N,)
@@ -56,9 +56,9 @@ class TransferConfig:
     unfreeze: int = 2  # finetune: backbone layer groups trained after the frozen phase
     frozen_epochs: int = 3  # finetune: head-only epochs on cached features before unfreezing
     decay: float = 0.3  # discriminative LRs: each group further from the head trains at decay x the rate
-    unfrozen_lr: float = 5e-4  # finetune: the head's peak LR once the backbone groups train too
+    unfrozen_lr: float = 1e-3  # finetune: the head's peak LR once the backbone groups train too
     flip: bool = True  # finetune without augmentation: also train on the mirrored images (cached)
-    fit: Fit = "pad"  # how images of another shape reach the weights' input size ("pad" or "stretch")
+    fit: Fit = "pad"  # how images of another shape reach the weights' input size: pad, stretch or crop
     num_classes: int | None = None  # classes of the new head; default and only allowed value: the data's
     cache_dir: str | None = None  # feature cache (default $CNNLAB_FEATURE_CACHE or ~/.cache/cnnlab/features)
 

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +25,8 @@ import torch.nn.functional as F
 from cnnlab.core.errors import ConfigError
 from cnnlab.data.augment import Compose, Normalize
 from cnnlab.data.datasets import Dataset
+from cnnlab.data.images import Fit
 from cnnlab.models.weights import WeightSpec
-
-Fit = Literal["pad", "stretch", "crop"]
 
 
 @dataclass(frozen=True)
