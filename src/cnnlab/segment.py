@@ -322,13 +322,7 @@ class SegmentationTrainer(Trainer):
         logits = self.forward(batch[0])  # (B, K, H', W')
         y = fit_target(batch[1], logits)
         loss = self.loss_fn(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self.optimise(loss)
         counts = confusion(logits.detach().argmax(1), y, logits.shape[1])
         hit, true, pred = counts.diagonal(), counts.sum(1), counts.sum(0)
         present = (true + pred) > 0

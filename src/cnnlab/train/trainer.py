@@ -110,12 +110,13 @@ class Trainer:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.plan.bf16)
 
-    def train_step(self, batch: Batch) -> Logs:
-        """One optimisation step; returns batch-mean metrics as 0-d tensors."""
-        x, y = self.prepare(batch)
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``model``'s output for a prepared batch (``model`` is the trained one or its EMA copy)."""
         with self.autocast():
-            logits = self.model(x)
-        loss = self.loss_fn(logits.float(), y)
+            return model(x)
+
+    def optimise(self, loss: torch.Tensor) -> None:
+        """Backward pass, optional gradient clipping, optimiser and scheduler step, EMA update."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
@@ -125,20 +126,25 @@ class Trainer:
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+
+    def train_step(self, batch: Batch) -> Logs:
+        """One optimisation step; returns batch-mean metrics as 0-d tensors."""
+        x, y = self.prepare(batch)
+        logits = self.logits(self.model, x)
+        loss = self.loss_fn(logits.float(), y)
+        self.optimise(loss)
         return {"loss": loss.detach(), "acc": accuracy(logits.detach(), _hard(y))}
 
     def eval_step(self, batch: Batch) -> Logs:
         """Metrics for one batch without gradients."""
         x, y = self.prepare(batch)
-        with self.autocast():
-            logits = self.eval_model(x)
+        logits = self.logits(self.eval_model, x)
         return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, _hard(y))}
 
     def predict_step(self, batch: Batch) -> torch.Tensor:
         """Logits (float32) for one batch."""
         x, _ = self.prepare(batch)
-        with self.autocast():
-            return self.eval_model(x).float()
+        return self.logits(self.eval_model, x).float()
 
     @property
     def eval_model(self) -> nn.Module:

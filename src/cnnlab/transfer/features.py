@@ -42,9 +42,8 @@ from cnnlab.core.rundir import atomic_write_bytes, atomic_write_text
 from cnnlab.data.augment import Compose, Rescale
 from cnnlab.data.loader import TensorLoader
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.metrics import accuracy
 from cnnlab.train.precision import plan_speed
-from cnnlab.train.trainer import Batch, Callback, Logs, Trainer
+from cnnlab.train.trainer import Callback, Trainer
 from cnnlab.transfer.groups import freeze, layer_groups
 
 CACHE_VERSION = 1
@@ -162,30 +161,6 @@ class FeatureTrainer(Trainer):
         """``model``'s logits for a batch of cached inputs (``model`` is the trained one or its EMA copy)."""
         with self.autocast():
             return model.forward_head(x)
-
-    def train_step(self, batch: Batch) -> Logs:
-        x, y = self.prepare(batch)
-        logits = self.logits(self.model, x)
-        loss = self.loss_fn(logits.float(), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
-        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), y)}
-
-    def eval_step(self, batch: Batch) -> Logs:
-        x, y = self.prepare(batch)
-        logits = self.logits(self.eval_model, x)
-        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, y)}
-
-    def predict_step(self, batch: Batch) -> torch.Tensor:
-        x, _ = self.prepare(batch)
-        return self.logits(self.eval_model, x).float()
 
 
 def backbone_tail(model: nn.Module, start: str, probe: torch.Tensor) -> tuple[str, ...] | None:
