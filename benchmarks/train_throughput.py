@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 
 import torch
 from torch import nn
@@ -68,14 +69,17 @@ class _Clock(Callback):
             self.end = time.perf_counter()
 
 
-def cnnlab_fit(net: dict, steps: int, warmup: int) -> float:
-    """``Trainer.fit`` with its defaults, fed uint8 batches through the normal data path."""
+def cnnlab_fit(net: dict, steps: int, warmup: int, compile: bool = False) -> float:
+    """``Trainer.fit`` with its defaults (``compile``: plus ``--compile``, its compile inside the warm-up),
+    fed uint8 batches through the normal data path."""
     n = (warmup + steps) * net["batch"]
     x = torch.randint(0, 256, (n, *net["shape"]), dtype=torch.uint8)
     y = torch.randint(0, 10, (n,))
     loader = TensorLoader(x, y, net["batch"], shuffle=True, transform=lambda b, g: b.float().div_(255))
     clock = _Clock(warmup)
-    config = TrainConfig(epochs=1, batch_size=net["batch"], optimizer="sgd", lr=0.01, schedule="constant")
+    config = TrainConfig(
+        epochs=1, batch_size=net["batch"], optimizer="sgd", lr=0.01, schedule="constant", compile=compile
+    )
     Trainer(build(net), config, callbacks=[clock]).fit(loader)
     return clock.images / (clock.end - clock.start)
 
@@ -135,8 +139,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--keras-python", help="interpreter of a venv with tensorflow-cpu + keras")
     parser.add_argument("--nets", nargs="*", default=list(NETS))
+    parser.add_argument("--compile", action="store_true", help="also time cnnlab fit with --compile")
     args = parser.parse_args()
     runners = {"plain_fp32": plain_fp32, "cnnlab_fit": cnnlab_fit}
+    if args.compile:
+        runners["cnnlab_fit_compiled"] = partial(cnnlab_fit, compile=True)
     samples: dict[str, dict[str, list[float]]] = {n: {} for n in args.nets}
     for _ in range(args.rounds):
         for name in args.nets:

@@ -209,3 +209,15 @@ def test_lr_find_suggests_a_working_lr_and_restores_the_model():
     assert 1e-4 < result.suggestion < 1.0 and min(result.losses) < result.losses[0]
     tuned = Trainer(tiny_cnn(), TrainConfig(epochs=3, batch_size=32, **(FP32 | {"lr": result.suggestion})))
     assert tuned.fit(TensorLoader(x, y, 32, shuffle=True), TensorLoader(x, y, 128))[-1]["val_acc"] > 0.9
+
+
+@pytest.mark.slow
+def test_compiled_training_learns_and_keeps_eager_checkpoint_names():
+    x, y = blobs()
+    eager, compiled = tiny_cnn(), tiny_cnn()
+    trainer = Trainer(compiled, TrainConfig(epochs=3, batch_size=32, compile=True, **FP32))
+    history = trainer.fit(TensorLoader(x, y, 32, shuffle=True), TensorLoader(x, y, 128))
+    assert trainer.plan.compile and "torch.compile: asked for" in trainer.plan.reasons[-1]
+    assert history[-1]["val_acc"] > 0.9
+    assert list(trainer.state_dict()["model"]) == list(eager.state_dict())  # loads into an eager model
+    assert "eager: torch.compile" in Trainer(tiny_cnn(), TrainConfig(**FP32)).plan.reasons[-1]

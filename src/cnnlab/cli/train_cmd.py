@@ -47,6 +47,7 @@ def train(
     unfreeze: int = typer.Option(None, "--unfreeze", help="finetune: layer groups trained with the head (default 2)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train with N processes on this machine (DDP via torchrun)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="With --nproc: BatchNorm statistics over the global batch."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training (10-25 s to compile)."),
 ) -> None:
     """Train a classifier (or, with --task segment, a segmentation model) into runs/<task>/<name>-<n>/."""
     from cnnlab.classify import load_run_config, run_classification
@@ -78,6 +79,7 @@ def train(
             "optimizer": optimizer,
             "precision": precision,
             "seed": seed,
+            "compile": compile or None,  # None: keep the config's (a resumed run's) choice
         },
     }
     if strict:

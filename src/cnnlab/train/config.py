@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
+    compile: bool = False  # torch.compile the model for training (off: no measured bf16 gain, 10-25 s to compile)
     monitor: str = "val_acc"
 
     def __post_init__(self) -> None:

@@ -71,7 +71,7 @@ class Trainer:
         self.config = config or TrainConfig()
         if self.config.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.plan: SpeedPlan = plan_speed(self.config.precision, self.config.channels_last)
+        self.plan: SpeedPlan = plan_speed(self.config.precision, self.config.channels_last, compile=self.config.compile)
         self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.callbacks = list(callbacks)
@@ -86,6 +86,8 @@ class Trainer:
             if self.config.ema_decay
             else None
         )
+        if self.plan.compile:
+            self.model.compile()  # in place: parameter names and checkpoints stay those of the eager model
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending_optimizer_state: dict[str, Any] | None = None
         self._pending_scheduler_state: dict[str, Any] | None = None
