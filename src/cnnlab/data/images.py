@@ -94,8 +94,13 @@ def image_info(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[tuple[in
         return size, image.mode
 
 
-def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
-    """Convert any Pillow mode to 8-bit ``L`` (channels=1) or ``RGB`` (channels=3)."""
+def to_8bit(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any Pillow mode to 8-bit ``L`` (channels=1) or ``RGB`` (channels=3): 16-bit images scaled from
+    0..65535, float ones from [0, 1], palettes expanded, transparency composited on white (what training reads).
+
+    >>> to_8bit(Image.new("I;16", (2, 2), 4000), 3).mode, to_8bit(Image.new("RGBA", (2, 2)), 1).mode
+    ('RGB', 'L')
+    """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
         # 16-bit data is scaled by its full range (65535 -> 255); float images are taken as [0, 1].
@@ -148,7 +153,7 @@ def read_image(
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the target: much faster.
             image.draft("L" if channels == 1 else "RGB", (target[1], target[0]))
         image = ImageOps.exif_transpose(image)
-        image = _to_8bit(image, channels)
+        image = to_8bit(image, channels)
         if target is not None:
             image = _resize(image, target, fit)
         array = np.asarray(image, dtype=np.uint8)

@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import atomic_write_text
-from cnnlab.data.images import _to_8bit
+from cnnlab.data.images import to_8bit
 from cnnlab.data.preprocess import preprocess_image
 
 CARD_VERSION = 1
@@ -84,7 +84,7 @@ class ModelCard:
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """A decoded Pillow image -> the model input for it, float32 ``(C, H, W)`` (add the batch axis yourself)."""
         channels, height, width = self.input_size
-        image = _to_8bit(ImageOps.exif_transpose(image), channels)  # same conversion as training reads
+        image = to_8bit(ImageOps.exif_transpose(image), channels)  # same conversion as training reads
         if self.resize is not None:
             return preprocess_image(image, height, self.resize, self.mean, self.std).numpy()
         image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.data.images import _to_8bit
+from cnnlab.data.images import to_8bit
 from cnnlab.serve.model import ServedModel
 from cnnlab.serve.upload import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadRejected, decode_image, image_bytes, read_limited
 
@@ -166,7 +166,7 @@ def _explain_png(served: ServedModel, image: Image.Image, target: int | None) ->
 
 
 def _segment_png(served: ServedModel, image: Image.Image, view: str) -> bytes:
-    image = _to_8bit(image, served.card.input_size[0])
+    image = to_8bit(image, served.card.input_size[0])
     image.thumbnail((MAX_SEGMENT_SIDE, MAX_SEGMENT_SIDE), Image.Resampling.BILINEAR)  # only ever shrinks
     pixels = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, -1)  # (H, W, C)
     mask = served.segment(pixels)  # (H, W) class indices
