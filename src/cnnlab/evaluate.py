@@ -52,7 +52,7 @@ TTA_MODES = ("none", "flip", "five_crop", "ten_crop")
 """Test-time augmentation choices (``--tta``)."""
 
 _CROP_ORDER = {"five_crop": [4, 0, 1, 2, 3], "ten_crop": [4, 0, 1, 2, 3, 9, 5, 6, 7, 8]}  # centre (plain) view first
-_VIEWS = {"none": 1, "flip": 2, "five_crop": 5, "ten_crop": 10}
+_VIEWS = {"none": 1, "flip": 2, **{mode: len(order) for mode, order in _CROP_ORDER.items()}}  # views per image
 
 
 class Member(Protocol):

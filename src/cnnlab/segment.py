@@ -34,7 +34,7 @@ from cnnlab.classify import DataConfig, ModelConfig
 from cnnlab.core.config import from_dict, load_yaml, replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.registry import Registry
-from cnnlab.core.rundir import RunDir, atomic_write_bytes, atomic_write_text, load_checkpoint
+from cnnlab.core.rundir import RunDir, atomic_write_bytes, atomic_write_text, load_checkpoint, save_figure
 from cnnlab.data.augment import Compose, Normalize, RandomCrop, Rescale
 from cnnlab.data.datasets import Dataset, load_segmentation
 from cnnlab.data.elastic import ElasticDeform
@@ -374,7 +374,6 @@ def write_overlay_grid(
     >>> write_overlay_grid(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), masks, 1 - masks, out, ["bg", "fg"]).is_file()
     True
     """
-    import io
 
     import matplotlib
 
@@ -397,12 +396,7 @@ def write_overlay_grid(
             ax.set_axis_off()
             ax.set_title(label, fontsize=8)
         axes[row][0].set_title(f"{score['image']}  acc {score['acc']:.3f}  Dice {score['dice']:.3f}", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 # ----- the run --------------------------------------------------------------------------------

@@ -38,6 +38,19 @@ import torch
 from cnnlab.core.errors import RunDirError
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, atomically, and close it (``tight``: lay it out first)."""
+    from matplotlib import pyplot
+
+    if tight:
+        fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
     path = Path(path)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from cnnlab.core.errors import DataError
-from cnnlab.core.rundir import atomic_write_bytes
+from cnnlab.core.rundir import save_figure
 from cnnlab.data.augment import Compose
 from cnnlab.data.cache import Problem
 from cnnlab.data.datasets import Dataset, open_source
@@ -220,13 +219,7 @@ def sample_grid(data: Dataset, out: str | Path, per_class: int = 8, seed: int = 
                 axis.set_title(name, fontsize=8, loc="left")
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    out = Path(out)
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return save_figure(figure, out, dpi=100)
 
 
 def _displayable(x: torch.Tensor) -> np.ndarray:
@@ -290,10 +283,4 @@ def augment_grid(
                 axis.set_title(label, fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    out = Path(out)
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return save_figure(figure, out, dpi=100)

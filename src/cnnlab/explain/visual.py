@@ -12,7 +12,6 @@ Figures use matplotlib's Agg backend (no screen needed) and are written atomical
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from PIL import Image
 
 from cnnlab.core.errors import ShapeError
-from cnnlab.core.rundir import atomic_write_bytes
+from cnnlab.core.rundir import save_figure
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray | torch.Tensor, alpha: float = 0.45) -> np.ndarray:
@@ -58,7 +57,7 @@ def plot_cam(image: np.ndarray, heatmap: np.ndarray | torch.Tensor, path: str | 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, tight=False)
 
 
 def plot_feature_maps(maps: torch.Tensor, path: str | Path, title: str = "", max_maps: int = 32) -> Path:
@@ -106,7 +105,7 @@ def _grid(tiles: list[torch.Tensor], path: str | Path, title: str, cmap: str) ->
             ax.set_title(str(i), fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, tight=False)
 
 
 def _unit(values: torch.Tensor) -> torch.Tensor:
@@ -151,11 +150,3 @@ def _pyplot() -> Any:
     from matplotlib import pyplot
 
     return pyplot
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    _pyplot().close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)

@@ -5,14 +5,13 @@ Every function takes plain numbers or uint8 image arrays (never a model) and ret
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cnnlab.core.rundir import atomic_write_bytes
+from cnnlab.core.rundir import save_figure
 
 
 def plot_confusion_matrix(
@@ -55,7 +54,7 @@ def plot_confusion_matrix(
                     colour = "white" if share[i, j] > 0.5 else "black"
                     text = f"{100 * share[i, j]:.0f}" if normalized else str(counts[i, j])
                     ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -79,7 +78,7 @@ def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) ->
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr_schedule(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -97,7 +96,7 @@ def plot_lr_schedule(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(bins: Mapping[str, Sequence[float]], ece: float, path: str | Path) -> Path:
@@ -128,7 +127,7 @@ def plot_reliability(bins: Mapping[str, Sequence[float]], ece: float, path: str 
     top.legend(loc="upper left")
     bottom.bar(left, count, width, align="edge", color="grey", edgecolor="black")
     bottom.set(xlabel="confidence (max probability)", ylabel="images", xlim=(0, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(
@@ -155,7 +154,7 @@ def plot_image_grid(
         ax.set_title(caption, fontsize=7)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_mistakes(
@@ -189,7 +188,7 @@ def plot_mistakes(
         )
         cam.set_title("Grad-CAM", fontsize=7)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _column(rows: Sequence[Mapping[str, Any]], key: str) -> list[float] | None:
@@ -213,15 +212,6 @@ def _pyplot() -> Any:
     return pyplot
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    _pyplot().close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
-
-
 def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path: str | Path) -> Path:
     """Save the LR range test: smoothed loss against LR (log scale), the suggestion marked.
 
@@ -240,9 +230,4 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.1e}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title="LR range test")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return save_figure(fig, path)
