@@ -3,7 +3,7 @@ shared 2-core machine, as in tests/models/conftest.py), and share a fake `cnnlab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,8 @@ from cnnlab.models import create_model
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs with torch on one thread (the root conftest's ``one_thread``)."""
 
 
 CLASSES = ["0", "1", "10", "tabby, tabby cat"]  # digit names that are not their index, and an ImageNet-style label

@@ -3,15 +3,9 @@ spinning worker threads made them several times slower (measured: 2.5 s vs 12.5 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs with torch on one thread (the root conftest's ``one_thread``)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,8 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.report.html import SECTIONS
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser import CHROMIUM, HEADLESS_FLAGS
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,13 +25,7 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium, offline and without a sandbox (tests run as root in containers)."""
     command = [
         str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         f"--user-data-dir={profile}",
         "--virtual-time-budget=10000",  # let the load handler run before the DOM is dumped
         *args,

@@ -9,23 +9,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, HEADLESS_FLAGS
 from tests.serve.conftest import CLASSES, png_bytes
 from tests.serve.test_server import free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+    if CHROMIUM is None:
+        pytest.skip("no browser: chromium is not on PATH (apt-get install chromium)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=HEADLESS_FLAGS, headless=True)
         yield browser
         browser.close()
 
