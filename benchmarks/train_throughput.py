@@ -9,6 +9,10 @@ of them alike) and the median is reported, with ratios taken within this one run
     python benchmarks/train_throughput.py --keras-python /tmp/tfbench/bin/python
 
 The Keras side runs in its own interpreter (a venv with tensorflow-cpu; never the project's venv).
+
+Each round also measures the machine's conv peak (GFLOP/s of oneDNN's 3x3 convolution, fp32 and bf16
+channels_last, over the stage shapes of net (b) plus the bench notes' 256-channel kernel; the best shape
+counts), so the share of peak that training reaches is taken in the same run as the throughputs.
 """
 
 from __future__ import annotations
@@ -34,6 +38,29 @@ NETS = {
     "a_fashion_cnn": {"model": "fashion_cnn", "kwargs": {"in_chans": 1}, "shape": (1, 28, 28), "batch": 256},
     "b_resnet18_cifar": {"model": "resnet18", "kwargs": {"small_input": True}, "shape": (3, 32, 32), "batch": 128},
 }
+
+
+# 3x3 convolutions (batch, channels, height = width): net (b)'s four stages at batch 128, the notes' kernel.
+PEAK_SHAPES = [(128, 64, 32), (128, 128, 16), (128, 256, 8), (128, 512, 4), (64, 256, 14)]
+# Training FLOPs per image = 3 x forward (2 x multiply-adds), as in ../shared/notes/engine-bench.md.
+TRAIN_GFLOP_PER_IMAGE = {"a_fashion_cnn": 3 * 0.0297, "b_resnet18_cifar": 3 * 1.111}
+
+
+def conv_peak(dtype: torch.dtype, reps: int = 6) -> float:
+    """Best GFLOP/s of a forward 3x3 conv (channels_last, no grad) over ``PEAK_SHAPES``."""
+    best = 0.0
+    for batch, channels, size in PEAK_SHAPES:
+        x = torch.randn(batch, channels, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype, memory_format=torch.channels_last)
+        flops = 2 * batch * channels * channels * 9 * size * size
+        with torch.no_grad():
+            for _ in range(2):
+                conv(x)
+            start = time.perf_counter()
+            for _ in range(reps):
+                conv(x)
+        best = max(best, flops * reps / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def build(net: dict) -> nn.Module:
@@ -145,7 +172,10 @@ def main() -> None:
     if args.compile:
         runners["cnnlab_fit_compiled"] = partial(cnnlab_fit, compile=True)
     samples: dict[str, dict[str, list[float]]] = {n: {} for n in args.nets}
+    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(args.rounds):
+        peaks["fp32"].append(conv_peak(torch.float32))
+        peaks["bf16"].append(conv_peak(torch.bfloat16))
         for name in args.nets:
             net = NETS[name]
             steps = args.steps if net["batch"] == 256 else max(args.steps // 3, 8)
@@ -156,12 +186,25 @@ def main() -> None:
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
         "torch": torch.__version__,
+        "conv_peak_gflop_per_s": {k: statistics.median(v) for k, v in peaks.items()},
+        "conv_peak_samples": peaks,
         "nets": {},
     }
     for name, by_label in samples.items():
         medians = {label: statistics.median(values) for label, values in by_label.items()}
         ratios = {f"cnnlab/{k}": medians["cnnlab_fit"] / v for k, v in medians.items() if k != "cnnlab_fit"}
-        result["nets"][name] = {"img_per_s": medians, "ratios": ratios, "samples": by_label}
+        gflops = {label: rate * TRAIN_GFLOP_PER_IMAGE[name] for label, rate in medians.items()}
+        share = {
+            "cnnlab_fit/bf16_peak": gflops["cnnlab_fit"] / result["conv_peak_gflop_per_s"]["bf16"],
+            "plain_fp32/fp32_peak": gflops["plain_fp32"] / result["conv_peak_gflop_per_s"]["fp32"],
+        }
+        result["nets"][name] = {
+            "img_per_s": medians,
+            "ratios": ratios,
+            "train_gflop_per_s": gflops,
+            "share_of_peak": share,
+            "samples": by_label,
+        }
     json.dump(result, sys.stdout, indent=2)
     print()
 

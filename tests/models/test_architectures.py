@@ -244,3 +244,12 @@ def test_unet_batch_norm_variant() -> None:
     n_plain, n_normed = (sum(p.numel() for p in m.parameters()) for m in (plain, normed))
     assert n_normed == n_plain - bias_params + bn_params
     assert normed(torch.zeros(2, 1, 16, 16)).shape == (2, 2, 16, 16)
+
+
+def test_resnet9_page_layout_and_narrow_variant() -> None:
+    model = create_model("resnet9")
+    assert _params("resnet9") == 6_573_120  # Page's widths 64-128-256-512, bias-free convs and classifier
+    assert model.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 512, 4, 4)
+    narrow = create_model("resnet9_w16", in_chans=1)
+    assert narrow.forward_features(torch.zeros(2, 1, 28, 28)).shape == (2, 128, 3, 3)
+    assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

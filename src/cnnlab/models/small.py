@@ -16,7 +16,8 @@ from torch import nn
 from cnnlab.models.registry import register_model
 
 
-def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 conv (same padding, no bias) + BatchNorm + ReLU."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
@@ -30,11 +31,11 @@ class CnnSmall(nn.Module):
         super().__init__()
         self.num_features = 2 * width
         self.features = nn.Sequential(
-            _conv_bn_relu(in_chans, width),
-            _conv_bn_relu(width, width),
+            conv_bn_relu(in_chans, width),
+            conv_bn_relu(width, width),
             nn.MaxPool2d(2),
-            _conv_bn_relu(width, 2 * width),
-            _conv_bn_relu(2 * width, 2 * width),
+            conv_bn_relu(width, 2 * width),
+            conv_bn_relu(2 * width, 2 * width),
             nn.MaxPool2d(2),
         )
         self.gradcam_layer = "features.4"
