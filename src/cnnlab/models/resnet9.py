@@ -83,5 +83,5 @@ def resnet9_w16(num_classes: int = 10, in_chans: int = 1) -> ResNet9:
 
 @register_model("resnet9_w32", paper=PAPER + ", width 32", default_input=(1, 28, 28))
 def resnet9_w32(num_classes: int = 10, in_chans: int = 1) -> ResNet9:
-    """ResNet-9 at half the width (32-64-128-256)."""
+    """ResNet-9 at half the width (32-64-128-256): 1,645,536 parameters at 1x28x28 -> 10."""
     return ResNet9(num_classes=num_classes, in_chans=in_chans, width=32)
