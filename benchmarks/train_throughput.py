@@ -96,17 +96,15 @@ class _Clock(Callback):
             self.end = time.perf_counter()
 
 
-def cnnlab_fit(net: dict, steps: int, warmup: int, compile: bool = False) -> float:
-    """``Trainer.fit`` with its defaults (``compile``: plus ``--compile``, its compile inside the warm-up),
-    fed uint8 batches through the normal data path."""
+def cnnlab_fit(net: dict, steps: int, warmup: int, **settings: object) -> float:
+    """``Trainer.fit`` with its defaults, changed by ``settings`` (``TrainConfig`` fields; with ``compile=True``
+    the compile happens inside the warm-up), fed uint8 batches through the normal data path."""
     n = (warmup + steps) * net["batch"]
     x = torch.randint(0, 256, (n, *net["shape"]), dtype=torch.uint8)
     y = torch.randint(0, 10, (n,))
     loader = TensorLoader(x, y, net["batch"], shuffle=True, transform=lambda b, g: b.float().div_(255))
     clock = _Clock(warmup)
-    config = TrainConfig(
-        epochs=1, batch_size=net["batch"], optimizer="sgd", lr=0.01, schedule="constant", compile=compile
-    )
+    config = TrainConfig(epochs=1, batch_size=net["batch"], optimizer="sgd", lr=0.01, schedule="constant", **settings)
     Trainer(build(net), config, callbacks=[clock]).fit(loader)
     return clock.images / (clock.end - clock.start)
 

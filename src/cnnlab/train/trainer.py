@@ -30,6 +30,7 @@ from torch import nn
 
 from cnnlab.core.errors import TrainingError
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.fast_dropout import use_hash_dropout
 from cnnlab.train.metrics import accuracy
 from cnnlab.train.precision import SpeedPlan, plan_speed
 
@@ -71,8 +72,15 @@ class Trainer:
         self.config = config or TrainConfig()
         if self.config.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.plan: SpeedPlan = plan_speed(self.config.precision, self.config.channels_last, compile=self.config.compile)
+        self.plan: SpeedPlan = plan_speed(
+            self.config.precision,
+            self.config.channels_last,
+            compile=self.config.compile,
+            fast_dropout=self.config.fast_dropout,
+        )
         self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
+        if self.plan.fast_dropout:
+            use_hash_dropout(self.model)
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.callbacks = list(callbacks)
         self.optimizer = _make_optimizer(model, self.config, param_groups)
