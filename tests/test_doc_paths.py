@@ -6,6 +6,7 @@ Shell variables set in the same code block (``D=../shared/data/...`` then ``$D/i
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,34 @@ def test_commands_name_existing_shared_paths(doc: Path, shared_data: Path) -> No
     paths = [p for block in shell_blocks(doc.read_text(encoding="utf-8")) for p in shared_paths(block)]
     missing = [p for p in paths if not (shared_data / p.removeprefix("../shared/data").lstrip("/")).exists()]
     assert not missing, f"{doc.name} names paths that do not exist: {missing}"
+
+
+def cnnlab_commands(lines: list[str]) -> list[list[str]]:
+    """``cnnlab ...`` command lines of a block (continuations joined, comments dropped), as shell words."""
+    joined = " ".join(line.rstrip("\\") if line.endswith("\\") else line + "\n" for line in lines)
+    commands = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["cnnlab"]:
+            commands.append(words[1:])
+    return commands
+
+
+def test_every_cnnlab_option_in_readme_and_docs_exists() -> None:
+    import typer.main
+
+    from cnnlab.cli.app import app
+
+    root = typer.main.get_command(app)
+    checked = 0
+    for doc in DOCS:
+        for block in shell_blocks(doc.read_text(encoding="utf-8")):
+            for words in cnnlab_commands(block):
+                command, rest = root, words
+                while rest and rest[0] in getattr(command, "commands", {}):
+                    command, rest = command.commands[rest[0]], rest[1:]
+                known = {"--help", *(opt for param in command.params for opt in param.opts + param.secondary_opts)}
+                unknown = [w.split("=")[0] for w in rest if w.startswith("--") and w.split("=")[0] not in known]
+                assert not unknown, f"{doc.name}: cnnlab {' '.join(words)}: no such option {unknown}"
+                checked += 1
+    assert checked > 20

@@ -27,7 +27,7 @@ from cnnlab.data.images import Fit
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.named import resolve_source
 from cnnlab.data.presets import PRESETS
-from cnnlab.evaluate import Member, worst_mistake_cams
+from cnnlab.evaluate import Member, check_tta, evaluate, worst_mistake_cams, write_run_evaluation
 from cnnlab.models import WeightSpec, create_model, model_entry
 from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
 from cnnlab.report.html import write_report
@@ -85,6 +85,7 @@ class RunConfig:
 
     task: Literal["classify"] = "classify"
     name: str | None = None  # run folder name (default: the model name)
+    tta: str = "none"  # test-time augmentation of the final held-out score: none | flip | five_crop | ten_crop
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -204,6 +205,13 @@ def _run_classification(
     transfer = config.transfer.mode != "none"
     spec = pretrained_spec(config.model.weights) if transfer else None
     config, resize = _weights_recipe(config, spec)
+    check_tta(config.tta)
+    if transfer and config.tta != "none":
+        raise ConfigError(
+            "--tta is for runs trained from scratch",
+            where="--tta",
+            fix="score a transfer run with cnnlab evaluate --tta",
+        )
     run = _run_folder(config, runs_dir, resume, world)
     if main:
         save_yaml(config, run.config)
@@ -298,19 +306,27 @@ def _run_classification(
     results["machine"] = machine_info()
     if held is not None:
         name = "test" if splits.test is not None else "held-out"
-        logits = (
-            predict_images(held.images)
-            if predict_images is not None
-            else trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
-        )
-        probs = logits.float().softmax(dim=1)
-        member = _TrainedModel(model, splits.mean, splits.std)
-        summary = _write_held_out(run, member, held, probs, splits.classes, f"{name.capitalize()} set")
-        key = name.replace("-", "_")
+        key, title = name.replace("-", "_"), f"{name.capitalize()} set"
+        member = _TrainedModel(trainer.eval_model, splits.mean, splits.std)
+        if config.tta == "none":
+            logits = (
+                predict_images(held.images)
+                if predict_images is not None
+                else trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
+            )
+            summary = _write_held_out(run, member, held, logits.float().softmax(dim=1), splits.classes, title)
+        else:  # what `cnnlab evaluate RUN --tta MODE` writes: plain and with TTA, the TTA variant reported
+            result = evaluate([member], held.images, held.targets, splits.classes, tta=config.tta)
+            extra = {"data": title, "checkpoints": ["trained model"]}
+            write_run_evaluation(run.path, [member], held.images, result, f"{title}, {config.tta} TTA", extra)
+            summary = result.summary
+            results[f"{key}_acc_plain"] = result.variants[0]["accuracy"]
+            console.print(f"{name.capitalize()} accuracy without TTA: {result.variants[0]['accuracy']:.2%}")
         results[f"{key}_acc"] = summary["accuracy"]
         results[f"{key}_images"] = len(held)
+        with_tta = "" if config.tta == "none" else f" with {config.tta} TTA"
         console.print(
-            f"{name.capitalize()} accuracy: [bold green]{results[f'{key}_acc']:.2%}[/bold green] "
+            f"{name.capitalize()} accuracy{with_tta}: [bold green]{results[f'{key}_acc']:.2%}[/bold green] "
             f"({len(held):,} images; training took {seconds:.0f} s)"
         )
         console.print(f"Confusion matrix: {run.plots / Plot.CONFUSION}")

@@ -63,7 +63,8 @@ class Member(Protocol):
     std: Sequence[float]
 
 
-def _check_tta(mode: str) -> None:
+def check_tta(mode: str) -> None:
+    """A clear error for a test-time augmentation mode that is not one of :data:`TTA_MODES`."""
     if mode not in TTA_MODES:
         raise ConfigError(f"unknown test-time augmentation '{mode}'", where="--tta", fix=f"use one of {TTA_MODES}")
 
@@ -77,7 +78,7 @@ def tta_views(x: torch.Tensor, mode: str) -> torch.Tensor:
     >>> torch.equal(tta_views(x, "ten_crop")[:, 0], x), torch.equal(tta_views(x, "flip")[0, 1], x[0].flip(-1))
     (True, True)
     """
-    _check_tta(mode)
+    check_tta(mode)
     if mode == "none":
         return x[:, None]
     if mode == "flip":
@@ -122,7 +123,7 @@ def member_proba(
     >>> member_proba(member, torch.zeros(5, 1, 2, 2, dtype=torch.uint8), "flip", precision="fp32").shape
     torch.Size([5, 2])
     """
-    _check_tta(tta)
+    check_tta(tta)
     views = len(images) * _VIEWS[tta]
     with fast_inference(member.model, precision, compile, batch_size, images=views) as run:
         return _run_proba(run, member, images, tta, batch_size)
@@ -152,7 +153,7 @@ def predict_files(
     (each reads the files with its own preprocessing), on the fast path (``precision``, ``compile``)."""
     if not members:
         raise ConfigError("no classifier given", where="predict", fix="pass a run folder or checkpoint")
-    _check_tta(tta)
+    check_tta(tta)
     probs = []
     for member in members:
         x = member.preprocess(paths)  # (N, C, H, W)
@@ -189,7 +190,7 @@ def evaluate(
     the wall time of the first variant."""
     if not members:
         raise ConfigError("nothing to evaluate: no checkpoint given", where="evaluate", fix="pass a run folder or .pt")
-    _check_tta(tta)
+    check_tta(tta)
     check_inference_options(precision, compile)
     modes = ["none"] if tta == "none" else ["none", tta]
     probs: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}

@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from cnnlab.cli.app import main
 from cnnlab.inference import load_classifier
+from tests.report.conftest import shapes
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +78,26 @@ def test_predict_checkpoint_without_images_and_report_command(small_run, capsys)
     assert "no image given" in capsys.readouterr().err
     assert main(["report", str(small_run)]) == 0
     assert "report.html" in capsys.readouterr().out
+
+
+def test_train_with_tta_and_label_smoothing_reports_plain_and_tta_scores_as_evaluate_does(tmp_path, capsys):
+    x_train, y_train = shapes(120, 0, 0.0)
+    x_test, y_test = shapes(60, 1, 0.15)
+    source = tmp_path / "shapes.npz"
+    np.savez(source, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    common = ["--data", str(source), "--model", "cnn_small", "--epochs", "1", "--val-fraction", "0"]
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert main(["train", *common, *runs, "--tta", "sideways"]) == 2
+    assert "unknown test-time augmentation 'sideways'" in capsys.readouterr().err
+    assert main(["train", *common, *runs, "--tta", "flip", "--label-smoothing", "0.1"]) == 0
+    run = next((tmp_path / "runs" / "classify").iterdir())
+    assert "label_smoothing: 0.1" in (run / "config.yaml").read_text()
+    results = json.loads((run / "results.json").read_text())
+    written = json.loads((run / "evaluation.json").read_text())
+    assert [v["name"] for v in written["variants"]] == ["single model", "single model + flip"]
+    assert results["test_acc_plain"] == written["variants"][0]["accuracy"]
+    assert results["test_acc"] == written["variants"][1]["accuracy"] == written["accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoints" / "last.pt"), "--tta", "flip", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [v["accuracy"] for v in again["variants"]] == [v["accuracy"] for v in written["variants"]]

@@ -20,6 +20,9 @@ def train(
     aug: str = typer.Option(None, "--aug", help="Augmentation preset (cnnlab augment --help lists them)."),
     img_size: int = typer.Option(None, "--img-size", help="Resize images to SxS when decoding."),
     optimizer: str = typer.Option(None, help="sgd | adam | adamw."),
+    label_smoothing: float = typer.Option(
+        None, "--label-smoothing", help="Share of each target spread over the other classes (e.g. 0.1)."
+    ),
     precision: str = typer.Option(None, help="auto | fp32 | bf16 (auto: bf16 where the CPU has it natively)."),
     seed: int = typer.Option(None, help="Random seed (split, init, shuffling, augmentation)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of train held out for validation."),
@@ -48,6 +51,9 @@ def train(
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train with N processes on this machine (DDP via torchrun)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="With --nproc: BatchNorm statistics over the global batch."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training (10-25 s to compile)."),
+    tta: str = typer.Option(
+        None, "--tta", help="Score the held-out set with test-time augmentation too: flip | five_crop | ten_crop."
+    ),
 ) -> None:
     """Train a classifier (or, with --task segment, a segmentation model) into runs/<task>/<name>-<n>/."""
     from cnnlab.classify import load_run_config, run_classification
@@ -62,7 +68,7 @@ def train(
         launch_local(nproc, ["-m", "cnnlab.cli.app", *_worker_args(ctx)])
         return
     overrides = {
-        "run": {"name": name},
+        "run": {"name": name, "tta": tta},
         "data": {
             "source": data,
             "data_dir": data_dir,
@@ -77,6 +83,7 @@ def train(
             "batch_size": batch_size,
             "lr": lr,
             "optimizer": optimizer,
+            "label_smoothing": label_smoothing,
             "precision": precision,
             "seed": seed,
             "compile": compile or None,  # None: keep the config's (a resumed run's) choice
