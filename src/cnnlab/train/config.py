@@ -40,7 +40,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (off: no measured bf16 gain, 10-25 s to compile)
-    fast_dropout: bool = True  # swap nn.Dropout for HashDropout while training (same layer, ~4x faster masks)
+    fast_dropout: bool = True  # swap nn.Dropout for HashDropout while training (same layer, faster masks)
     monitor: str = "val_acc"
 
     def __post_init__(self) -> None:

@@ -83,7 +83,7 @@ def plan_speed(
     )
     fast_dropout = fast_dropout and not compile
     dropout = (
-        "dropout masks from a counter hash (4-5x faster than torch's bernoulli_ on the dev machine)"
+        "dropout masks from a counter hash (1.3x faster training of a CNN with dropout on the dev machine)"
         if fast_dropout
         else f"torch's dropout: {'compiled code makes its own masks' if compile else 'fast_dropout switched off'}"
     )
