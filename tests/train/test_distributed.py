@@ -214,6 +214,7 @@ def _equivalence(out: Path, world: World) -> None:
     second = DistributedTrainer(fresh, CONFIG, world=world, sync_bn=True)
     second.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False))
     history = second.fit(ShardedBatches(loader(), world))
+    assert second.eval_model is second.module  # not the DDP wrapper: rank 0 evaluates it alone afterwards
     torch.save({"model": second.state_dict()["model"], "history": history}, out / f"rank{world.rank}.pt")
 
 

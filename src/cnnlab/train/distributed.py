@@ -207,6 +207,12 @@ class DistributedTrainer(Trainer):
         with self._plain_model():
             return super().predict(data)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The plain model (or its EMA copy), never the DDP wrapper: rank 0 may run it alone after training."""
+        with self._plain_model():
+            return super().eval_model
+
     def state_dict(self) -> dict[str, Any]:
         with self._plain_model():
             return super().state_dict()
