@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,7 @@ class _Compiled:
     labels: str  # "sparse" (class indices), "one_hot", or "raw" (a custom loss gets y as given)
 
 
-class BaseModel(nn.Module):
+class BaseModel(nn.Module, ABC):
     """compile / fit / evaluate / predict / save shared by :class:`Sequential` and :class:`Model`."""
 
     def __init__(self, name: str | None = None) -> None:
@@ -115,17 +116,17 @@ class BaseModel(nn.Module):
         self._optimizer_state: dict[str, Any] | None = None
 
     # ----- what the two model kinds provide ----------------------------------------------------
+    @abstractmethod
     def build(self, input_shape: Sequence[int]) -> Shape:
         """Build every layer for the per-sample, channels-first ``input_shape``; returns the output shape."""
-        raise NotImplementedError
 
+    @abstractmethod
     def get_config(self) -> dict[str, Any]:
         """The architecture as plain data (what ``save`` stores next to the weights)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def output_layer(self) -> Layer:
         """The layer that produces the model output."""
-        raise NotImplementedError
 
     # ----- Keras API ---------------------------------------------------------------------------
     def compile(

@@ -19,6 +19,7 @@ changes (brightness, contrast, saturation, hue) into one 3x3 matrix per image.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -67,7 +68,7 @@ def _back(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return (y.clamp_(0, 255) if like.dtype == torch.uint8 else y).to(like.dtype)
 
 
-class Transform:
+class Transform(ABC):
     """Base: ``draw(shape, generator) -> params`` then ``apply(x, params, mask=False) -> x``."""
 
     geometric: ClassVar[bool] = False
@@ -77,9 +78,9 @@ class Transform:
         """Random parameters for a batch of ``shape`` = (B, C, H, W); deterministic transforms return {}."""
         return {}
 
+    @abstractmethod
     def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
         """Apply drawn parameters; ``mask=True`` means class indices (nearest sampling, no colour)."""
-        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -663,7 +664,7 @@ class Normalize(Transform):
         return (y - mean) / std
 
 
-class _Mix:
+class _Mix(ABC):
     """Shared parts of MixUp and CutMix: they act on images and one-hot targets together."""
 
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None) -> None:
@@ -692,8 +693,9 @@ class _Mix:
         lam = np.random.default_rng(seed).beta(self.alpha, self.alpha)
         return {"perm": perm, "lam": torch.tensor(float(lam))}
 
+    @abstractmethod
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """Mix the batch ``x`` and its targets ``y`` with the drawn ``params``."""
 
 
 class MixUp(_Mix):

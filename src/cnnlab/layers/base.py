@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias, TypeVar
@@ -54,7 +55,7 @@ class SymbolicTensor:
     parents: tuple[SymbolicTensor, ...] = ()
 
 
-class Layer(nn.Module):
+class Layer(nn.Module, ABC):
     """Base class: subclasses check their arguments in ``__init__`` and implement
     :meth:`compute_output_shape` (check and infer), :meth:`create` (make the torch modules) and
     ``forward``.
@@ -75,9 +76,9 @@ class Layer(nn.Module):
         self.built = False
 
     # ----- what subclasses implement -----------------------------------------------------------
+    @abstractmethod
     def compute_output_shape(self, input_shape: Any) -> Shape:
         """The per-sample output shape for ``input_shape``; raises :class:`ShapeError` if impossible."""
-        raise NotImplementedError(f"{type(self).__name__} must implement compute_output_shape")
 
     def create(self, input_shape: Any) -> None:
         """Create the torch modules and parameters for ``input_shape`` (layers without weights: nothing)."""

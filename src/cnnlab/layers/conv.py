@@ -16,6 +16,7 @@ torch.Size([2, 8, 4, 4])
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -104,8 +105,9 @@ class _Window(Layer):
         self._pads_per_call = self.padding == "same" and any(s > 1 for s in self.strides)
         self._pre_pad: list[int] = []
 
+    @abstractmethod
     def out_channels(self, in_channels: int) -> int:
-        raise NotImplementedError
+        """Channels of the output for ``in_channels`` input channels."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         check_rank(self, input_shape, self.rank)
