@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from train_throughput import NETS, cnnlab_fit
 
-from cnnlab.train.fast_dropout import hash_dropout
+from cnnlab.runtime.fast_dropout import hash_dropout
 
 SHAPES = {"after conv block 1": (256, 32, 13, 13), "after conv block 2": (256, 64, 5, 5), "after dense 512": (256, 512)}
 

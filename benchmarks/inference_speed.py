@@ -1,4 +1,4 @@
-"""Inference images/s: eager fp32 NCHW vs cnnlab's fast inference path (:mod:`cnnlab.infer_speed`) and its variants.
+"""Inference images/s: eager fp32 NCHW vs cnnlab's fast path (:mod:`cnnlab.runtime.inference`) and its variants.
 
 Nets (issue 7): (a) the Fashion-MNIST CNN (``fashion_cnn``) at 1x28x28; (b) ResNet-18 with the
 CIFAR-style stem (``resnet18``, ``small_input=True``) at 3x32x32. Random weights (speed does not
@@ -44,9 +44,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.infer_speed import COMPILE_MIN_IMAGES, COMPILE_MIN_MACS, compile_pays, fast_inference, macs_per_image
 from cnnlab.models import create_model
-from cnnlab.train.precision import BF16_FLAGS, cpu_flags
+from cnnlab.runtime.inference import COMPILE_MIN_IMAGES, COMPILE_MIN_MACS, compile_pays, fast_inference, macs_per_image
+from cnnlab.runtime.precision import BF16_FLAGS, cpu_flags
 
 NETS = {
     "a_fashion_cnn": {"model": "fashion_cnn", "kwargs": {"in_chans": 1}, "shape": (1, 28, 28)},

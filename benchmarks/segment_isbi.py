@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.classify import DataConfig, ModelConfig
 from cnnlab.core.config import to_dict
-from cnnlab.segment import SegmentConfig, SegmentRunConfig, run_segmentation
+from cnnlab.tasks.config import DataConfig, ModelConfig
+from cnnlab.tasks.segment.config import SegmentConfig, SegmentRunConfig
+from cnnlab.tasks.segment.pipeline import run_segmentation
 from cnnlab.train.config import TrainConfig
 
 ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012-membrane" / "train"

@@ -1,43 +1,63 @@
-"""The package's layers import only downward (see ../shared/DESIGN.md).
+"""The package's floors import only downward (docs/architecture.md has the table and the why).
 
 Every ``import cnnlab.X`` / ``from cnnlab.X import`` in src/cnnlab is parsed and its edge checked
-against ALLOWED. Add a new subpackage here on purpose, with the layers it may use.
+against ALLOWED. A task folder ``tasks/<task>/`` is a unit of its own (``tasks.<task>``) and may import
+every floor below it and the shared ``tasks`` files (``base``, ``config``), never another task; only
+``tasks/__init__.py`` (the registration line) knows every task. Add a new unit here on purpose.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 BASE = {"core"}
+LOWER = BASE | {"runtime", "layers", "models", "data", "train", "explain", "report", "transfer", "export"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
+    "runtime": BASE | {"layers"},  # the compile decision counts multiply-adds with layers.summary (the one counter)
     "layers": BASE,
     "models": BASE | {"layers"},
-    "data": BASE,
-    "train": BASE,
-    "explain": BASE,
-    "infer_speed": BASE | {"train"},
-    "inference": BASE | {"models", "data", "infer_speed"},
+    "data": BASE | {"report"},  # figures of `data inspect` go through report.figures
+    "train": BASE | {"runtime"},
+    "explain": BASE | {"report"},
     "report": BASE,
+    "transfer": BASE | {"models", "layers", "train", "data", "runtime"},
+    "export": BASE | {"models", "layers", "data", "runtime"},
     "sequential": BASE | {"layers", "train", "data"},
-    "demo": BASE | {"classify", "data", "train"},
-    "classify": BASE | {"models", "data", "train", "report", "explain", "transfer", "evaluate"},
-    "transfer": BASE | {"models", "layers", "train", "data"},
-    "segment": BASE | {"classify", "models", "layers", "train", "data", "report", "explain"},
-    "evaluate": BASE | {"models", "train", "data", "report", "explain", "infer_speed"},
-    "export": BASE | {"models", "layers", "data"},
-    "serve": BASE | {"models", "layers", "data", "explain", "export", "evaluate", "train", "inference", "segment"},
-    "cli": {"*"} - {"cli"},
+    "tasks": BASE | {"data", "runtime"},  # base.py, config.py: what every task shares
+    "tasks.*": LOWER | {"tasks"},  # one task: the floors below and the shared files, never a sibling
+    "tasks.__init__": {"tasks", "tasks.*"},  # the registration line
+    "serve": BASE | {"models", "layers", "data", "explain", "export", "runtime", "tasks", "tasks.__init__"},
+    "cli": {"*"},
     "__init__": {"models", "layers", "train", "explain", "data", "sequential", "core"},
 }
 
 
-def _unit(path: Path) -> str:
+def _unit_of_path(path: Path) -> str:
     parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return parts[0]
+    if parts[0] != "tasks" or len(parts) == 1:
+        return parts[0]
+    if parts[1] == "__init__":
+        return "tasks.__init__"
+    return "tasks" if len(parts) == 2 else f"tasks.{parts[1]}"
+
+
+def _unit_of_module(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[0] != "cnnlab":
+        return None
+    if len(parts) == 1:
+        return "__init__"
+    if parts[1] != "tasks":
+        return parts[1]
+    if len(parts) == 2:
+        return "tasks.__init__"
+    return "tasks" if parts[2] in ("base", "config") else f"tasks.{parts[2]}"
 
 
 def _imported_units(tree: ast.AST) -> set[str]:
@@ -48,24 +68,31 @@ def _imported_units(tree: ast.AST) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "cnnlab":
-                units.add(parts[1] if len(parts) > 1 else "__init__")
+        units |= {unit for unit in map(_unit_of_module, names) if unit is not None}
     return units
 
 
-def test_imports_follow_the_layer_table():
-    violations = []
+def _allowed(unit: str) -> set[str] | None:
+    return ALLOWED.get("tasks.*" if unit.startswith("tasks.") and unit != "tasks.__init__" else unit)
+
+
+def _violations() -> list[str]:
+    found = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        unit = _unit(path)
-        allowed = ALLOWED.get(unit)
+        unit = _unit_of_path(path)
+        allowed = _allowed(unit)
         assert allowed is not None, f"{path}: new top-level unit '{unit}'; add it to ALLOWED in this test"
         for target in _imported_units(ast.parse(path.read_text(encoding="utf-8"))) - {unit}:
+            task_target = target.startswith("tasks.") and target != "tasks.__init__"
             if target in ("cli", "serve") and unit != "cli":
-                violations.append(f"{path.relative_to(PACKAGE)}: nothing may import cnnlab.{target}")
-            elif "*" not in allowed and target not in allowed:
-                violations.append(f"{path.relative_to(PACKAGE)}: {unit} -> {target} is not allowed")
+                found.append(f"{path.relative_to(PACKAGE)}: nothing may import cnnlab.{target}")
+            elif "*" not in allowed and target not in allowed and not (task_target and "tasks.*" in allowed):
+                found.append(f"{path.relative_to(PACKAGE)}: {unit} -> {target} is not allowed")
+    return found
+
+
+def test_imports_follow_the_layer_table():
+    violations = _violations()
     assert not violations, "\n".join(violations)
 
 
@@ -73,3 +100,26 @@ def test_the_checker_sees_a_forbidden_edge():
     tree = ast.parse("from cnnlab.models import create_model\nimport cnnlab.cli.app\n")
     assert _imported_units(tree) == {"models", "cli"}
     assert "models" not in ALLOWED["layers"]
+    sibling = _imported_units(ast.parse("from cnnlab.tasks.segment.metrics import confusion"))
+    assert sibling == {"tasks.segment"} and "tasks.segment" not in _allowed("tasks.classify")
+    assert _unit_of_path(PACKAGE / "tasks" / "classify" / "pipeline.py") == "tasks.classify"
+    assert _unit_of_module("cnnlab.tasks.config") == "tasks" and "tasks" in _allowed("tasks.detect")
+
+
+def test_every_task_lives_in_its_own_folder():
+    from cnnlab.tasks import TASKS
+
+    for name in TASKS.names():
+        assert (PACKAGE / "tasks" / name / "__init__.py").is_file(), name
+
+
+def test_cnnlab_leaves_the_matplotlib_backend_alone(tmp_path):
+    """Notebooks keep inline plots: importing cnnlab and drawing its figures must not switch the backend."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import cnnlab, cnnlab.tasks\n"
+        "from cnnlab.report.plots import plot_lr_find\n"
+        f"plot_lr_find([1e-3, 1e-2], [1.0, 2.0], 1e-3, {str(tmp_path / 'lr.png')!r})\n"
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg" and (tmp_path / "lr.png").stat().st_size > 1000

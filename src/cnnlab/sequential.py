@@ -50,7 +50,16 @@ from torch import nn
 from cnnlab.core.errors import CnnlabError, ConfigError, DataError, ShapeError, WeightsError
 from cnnlab.core.rundir import load_checkpoint, save_checkpoint
 from cnnlab.data.loader import TensorLoader
-from cnnlab.layers.base import Input, Layer, Shape, SymbolicTensor, check_choice, layer_from_config, snake_case
+from cnnlab.layers.base import (
+    Input,
+    Layer,
+    Shape,
+    SymbolicTensor,
+    check_channels_first,
+    check_choice,
+    layer_from_config,
+    snake_case,
+)
 from cnnlab.train import Callback, TrainConfig, Trainer
 from cnnlab.train.callbacks import ProgressBar
 from cnnlab.train.trainer import BatchSource, Logs
@@ -208,10 +217,12 @@ class BaseModel(nn.Module, ABC):
                     "fit: with a batch source as x, give neither y nor validation_split",
                     fix="pass validation_data=(x_val, y_val) or another batch source",
                 )
+            _check_not_empty(x, "fit", "training samples")
             self._build_from(next(iter(x.batches()))[0])
             train = x
         else:
             inputs, targets = self._tensors(x, y, "fit")
+            _check_not_empty(inputs, "fit", "training samples")
             n_val = int(len(inputs) * validation_split)
             if validation_split and n_val == 0:
                 raise DataError(f"fit: validation_split={validation_split} of {len(inputs)} samples is empty")
@@ -239,9 +250,11 @@ class BaseModel(nn.Module, ABC):
         config = self._compiled.config if self._compiled else TrainConfig()
         if _is_batch_source(x):
             source = x
+            _check_not_empty(x, "predict")
             self._build_from(next(iter(x.batches()))[0])
         else:
             inputs = self._inputs(x, "predict")
+            _check_not_empty(inputs, "predict")
             source = _loader(inputs, torch.zeros(len(inputs), dtype=torch.long), batch_size or config.eval_batch_size)
         return self._trainer(config, []).predict(source).numpy()
 
@@ -343,10 +356,12 @@ class BaseModel(nn.Module, ABC):
 
     def _eval_source(self, x: Any, y: Any, what: str, batch_size: int | None = None) -> BatchSource:
         if _is_batch_source(x):
+            _check_not_empty(x, what)
             return x
         if isinstance(x, tuple) and y is None and len(x) == 2:
             x, y = x
         inputs, targets = self._tensors(x, y, what)
+        _check_not_empty(inputs, what)
         config = self._require_compiled(what).config
         return _loader(inputs, targets, batch_size or config.eval_batch_size)
 
@@ -393,6 +408,9 @@ class Sequential(BaseModel):
 
     def build(self, input_shape: Sequence[int]) -> Shape:
         shape = tuple(int(n) for n in input_shape)
+        check_channels_first(
+            shape, "input shape", fix=f"use {(shape[-1], *shape[:-1])} (torch tensors: x.permute(0, 3, 1, 2))"
+        )
         self.input_shape = shape
         for layer in self.layers:
             shape = layer.build(shape)
@@ -632,6 +650,13 @@ def _topological_order(sink: SymbolicTensor) -> list[SymbolicTensor]:
 
 def _is_batch_source(x: Any) -> bool:
     return hasattr(x, "batches") and hasattr(x, "__len__")
+
+
+def _check_not_empty(data: Any, what: str, samples: str = "samples") -> None:
+    """Refuse data without a sample: a tensor with 0 rows or a batch source with no batch."""
+    if len(data) == 0:
+        why = "the batch source is empty" if _is_batch_source(data) else "x has 0 rows"
+        raise DataError(f"{what}: no {samples}: {why}", fix="pass at least one sample")
 
 
 def _as_float(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

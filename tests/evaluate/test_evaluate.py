@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.evaluate import TTA_MODES, evaluate, predict_views, tta_views, write_run_evaluation
+from cnnlab.tasks.classify.evaluate import TTA_MODES, evaluate, predict_views, tta_views, write_run_evaluation
 
 
 def _member(seed: int) -> SimpleNamespace:

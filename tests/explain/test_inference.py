@@ -9,8 +9,8 @@ from PIL import Image
 
 from cnnlab.core.errors import ConfigError, RunDirError, WeightsError
 from cnnlab.core.rundir import save_checkpoint
-from cnnlab.inference import Classifier, load_classifier, load_pretrained
 from cnnlab.models import create_model
+from cnnlab.tasks.classify.predictor import Classifier, load_classifier, load_pretrained
 
 
 def test_a_run_folder_loads_its_best_checkpoint(tmp_path, fake_run):

@@ -11,7 +11,7 @@ import torch
 
 from cnnlab.cli.app import main
 from cnnlab.explain import GradCAM, GradCAMPlusPlus
-from cnnlab.inference import load_pretrained
+from cnnlab.tasks.classify.predictor import load_pretrained
 
 TIGER_CAT = 282
 DOG_BREEDS = range(151, 269)  # ImageNet classes 151 (Chihuahua) .. 268 (Mexican hairless)

@@ -14,8 +14,8 @@ from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import save_checkpoint
 from cnnlab.data.preprocess import preprocess_image
 from cnnlab.export import ExportError, ModelCard, card_path, eager_runner, export_model, load_card, verify
-from cnnlab.inference import load_classifier
 from cnnlab.models import create_model
+from cnnlab.tasks.classify.predictor import load_classifier
 
 CLASSES = ["t-shirt", "trouser", "bag"]
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from cnnlab.cli.app import main
-from cnnlab.cli.models_cmd import count_macs
-from cnnlab.inference import load_pretrained
+from cnnlab.layers.summary import summary
 from cnnlab.models import create_model, list_models
+from cnnlab.tasks.classify.predictor import load_pretrained
 
 
 def test_models_markdown_lists_every_registered_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,10 +29,10 @@ def test_models_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> None
     assert "unknown task 'detect'" in capsys.readouterr().err
 
 
-def test_count_macs_by_hand() -> None:
+def test_macs_by_hand() -> None:
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, groups=1), torch.nn.Flatten(), torch.nn.Linear(8, 2))
     # conv: 8 maps x 1 pixel x (3 x 3 x 3) = 216; linear 8 x 2 = 16
-    assert count_macs(conv, (3, 1, 1)) == 216 + 16
+    assert summary(conv, (3, 1, 1)).total_macs == 216 + 16  # the one MAC counter `cnnlab models` uses
 
 
 def test_predict_json_with_an_unknown_weights_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

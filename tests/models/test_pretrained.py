@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.cli.predict_cmd import predict_images
 from cnnlab.data.preprocess import load_image, preprocess_image
 from cnnlab.models import create_model, weight_spec
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 from cnnlab.models.weights import read_state_dict
+from cnnlab.tasks.classify.predict import predict_images
 
 pytestmark = pytest.mark.data
 

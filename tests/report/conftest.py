@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from cnnlab.classify import DataConfig, ModelConfig, RunConfig, run_classification
 from cnnlab.cli.app import main
+from cnnlab.tasks.classify.config import RunConfig
+from cnnlab.tasks.classify.pipeline import run_classification
+from cnnlab.tasks.config import DataConfig, ModelConfig
 from cnnlab.train.config import TrainConfig
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from cnnlab.cli.app import main
-from cnnlab.inference import load_classifier
+from cnnlab.tasks.classify.predictor import load_classifier
 from tests.report.conftest import shapes
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import torch
 
 from cnnlab.data.augment import Compose, RandomCrop, Rescale, from_spec
 from cnnlab.data.elastic import ElasticDeform
-from cnnlab.segment import SegmentationLoader
+from cnnlab.data.loader import TensorLoader
 
 
 def _labelled(n: int = 4, size: int = 32) -> torch.Tensor:
@@ -37,7 +37,9 @@ def test_loader_is_seeded_per_epoch_and_resumes_mid_epoch():
     masks = _labelled(6)
     images = masks[:, None] * 60
     transform = Compose([RandomCrop(16), ElasticDeform(sigma=2.0), Rescale()])
-    loader = SegmentationLoader(images, masks, batch_size=4, shuffle=True, seed=5, transform=transform, repeats=2)
+    loader = TensorLoader(
+        images, masks, batch_size=4, shuffle=True, seed=5, transform=transform, repeats=2, target_kind="mask"
+    )
     first = list(loader.batches(epoch=1))
     assert len(loader) == len(first) == 3
     again = list(loader.batches(epoch=1, start=1))

@@ -7,14 +7,13 @@ import torch
 
 from cnnlab.data.augment import Compose, HorizontalFlip, Normalize, RandomCrop, Rescale
 from cnnlab.data.datasets import load_segmentation
+from cnnlab.data.loader import TensorLoader
 from cnnlab.models import create_model
-from cnnlab.segment import (
-    SegmentationLoader,
-    SegmentationTrainer,
-    bce_dice_loss,
-    load_segment_config,
-    run_segmentation,
-)
+from cnnlab.tasks.config import load_run_config
+from cnnlab.tasks.segment.config import SegmentRunConfig
+from cnnlab.tasks.segment.losses import bce_dice_loss
+from cnnlab.tasks.segment.pipeline import run_segmentation
+from cnnlab.tasks.segment.trainer import SegmentationTrainer
 from cnnlab.train.config import TrainConfig
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -26,8 +25,14 @@ def test_a_few_epochs_on_isbi_patches_lower_the_loss(shared_data):
     assert data.images.shape == (30, 1, 512, 512) and data.class_counts()["membrane"] / data.targets.numel() < 0.3
     torch.manual_seed(0)
     transform = Compose([RandomCrop(96), HorizontalFlip(), Rescale(), Normalize([0.495], [0.173])])
-    loader = SegmentationLoader(
-        data.images[:12], data.targets[:12], batch_size=4, shuffle=True, transform=transform, repeats=4
+    loader = TensorLoader(
+        data.images[:12],
+        data.targets[:12],
+        batch_size=4,
+        shuffle=True,
+        transform=transform,
+        repeats=4,
+        target_kind="mask",
     )
     net = create_model("unet", num_classes=2, in_chans=1, depth=3, base_width=8, padding="same")
     trainer = SegmentationTrainer(net, TrainConfig(epochs=5, lr=3e-3), loss_fn=bce_dice_loss, class_names=data.classes)
@@ -45,7 +50,7 @@ def test_default_recipe_segments_held_out_isbi_slices(shared_data, tmp_path):
         "segment": {"masks": str(root / "label"), "classes": ["membrane", "cell"]},
         "train": {"epochs": 20},
     }
-    results = run_segmentation(load_segment_config(None, overrides), runs_dir=tmp_path)
+    results = run_segmentation(load_run_config(SegmentRunConfig, None, overrides), runs_dir=tmp_path)
     assert results["held_out_images"] == ["13.png", "14.png", "23.png", "27.png", "29.png"]
     assert results["held_out_acc"] >= 0.90
     assert results["held_out_dice_membrane"] >= 0.76

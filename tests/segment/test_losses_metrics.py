@@ -6,15 +6,8 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, jaccard_score
 
-from cnnlab.segment import (
-    LOSSES,
-    confusion,
-    cross_entropy,
-    dice_loss,
-    focal_loss,
-    per_image_scores,
-    scores_from_confusion,
-)
+from cnnlab.tasks.segment.losses import LOSSES, cross_entropy, dice_loss, focal_loss
+from cnnlab.tasks.segment.metrics import confusion, per_image_scores, scores_from_confusion
 
 
 def test_scores_match_sklearn_per_class_and_mean():

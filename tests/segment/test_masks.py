@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.classify import DataConfig
 from cnnlab.core.errors import DataError
 from cnnlab.data.datasets import load_segmentation
-from cnnlab.segment import SegmentConfig, SegmentRunConfig, load_pairs
+from cnnlab.tasks.config import DataConfig
+from cnnlab.tasks.segment.config import SegmentConfig, SegmentRunConfig
+from cnnlab.tasks.segment.pipeline import load_pairs
 
 
 def _pairs(root: Path, masks: list[np.ndarray]) -> tuple[Path, Path]:

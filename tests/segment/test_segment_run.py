@@ -11,8 +11,11 @@ import torch
 from PIL import Image
 
 from cnnlab.cli.app import main
+from cnnlab.core.errors import ConfigError
+from cnnlab.data.loader import TensorLoader
 from cnnlab.models import create_model
-from cnnlab.segment import LOSSES, SegmentationLoader, SegmentationTrainer
+from cnnlab.tasks.segment.losses import LOSSES
+from cnnlab.tasks.segment.trainer import SegmentationTrainer
 from cnnlab.train.config import TrainConfig
 
 
@@ -48,9 +51,9 @@ def test_loss_falls_and_accuracy_rises_on_synthetic_shapes(loss):
     net = create_model("unet", num_classes=3, in_chans=1, depth=2, base_width=8, padding="same")
     config = TrainConfig(epochs=6, batch_size=8, lr=1e-2, precision="fp32", monitor="val_dice")
     trainer = SegmentationTrainer(net, config, loss_fn=LOSSES.get(loss), class_names=["bg", "disc", "square"])
-    history = trainer.fit(SegmentationLoader(x, masks, batch_size=8, shuffle=True))
+    history = trainer.fit(TensorLoader(x, masks, batch_size=8, shuffle=True, target_kind="mask"))
     assert history[-1]["loss"] < 0.9 * history[0]["loss"]
-    assert trainer.evaluate(SegmentationLoader(x, masks, batch_size=8))["acc"] > history[0]["acc"]
+    assert trainer.evaluate(TensorLoader(x, masks, batch_size=8, target_kind="mask"))["acc"] > history[0]["acc"]
 
 
 def _write(folder: Path, images: torch.Tensor, masks: torch.Tensor | None = None) -> list[Path]:
@@ -93,9 +96,50 @@ def test_cli_trains_a_binary_segmenter_then_predict_writes_masks_and_overlays(tm
     assert "odd_mask.png" in capsys.readouterr().out
 
 
-def test_a_classifier_checkpoint_is_not_mistaken_for_a_segmenter(tmp_path):
-    from cnnlab.segment import segmentation_checkpoint
+def test_a_checkpoint_names_its_task(tmp_path):
+    from cnnlab.tasks import task_of
 
     torch.save({"task": "classify"}, tmp_path / "model.pt")
-    assert segmentation_checkpoint(tmp_path / "model.pt") is None
-    assert segmentation_checkpoint(tmp_path) is None
+    torch.save({"config": {"task": "segment"}}, tmp_path / "seg.pt")
+    torch.save({"model": {}}, tmp_path / "round1.pt")  # round-1 classifier checkpoints name no task
+    assert task_of(tmp_path / "model.pt").name == "classify"
+    assert task_of(tmp_path / "seg.pt").name == "segment"
+    assert task_of(tmp_path / "round1.pt").name == "classify"
+    with pytest.raises(ConfigError, match="no run folder or checkpoint"):
+        task_of(tmp_path)
+
+
+def test_final_scores_come_from_the_ema_weights_in_eval_mode(tmp_path):
+    """With weight EMA on, the held-out scores are those of the averaged model in eval mode (round 1 scored
+    the raw weights). A slow EMA (0.999 over a few steps) stays near the initial weights, so the two differ."""
+    from cnnlab.core.rundir import load_checkpoint
+    from cnnlab.tasks.config import eval_transform, load_run_config
+    from cnnlab.tasks.segment import SegmentRunConfig, run_segmentation
+    from cnnlab.tasks.segment.metrics import confusion, scores_from_confusion
+    from cnnlab.tasks.segment.model import build_model
+    from cnnlab.tasks.segment.tiling import predict_tiled
+
+    images, masks = shapes(8, size=32)
+    binary = (masks == 1).to(torch.uint8)
+    _write(tmp_path / "images", images)
+    _write(tmp_path / "masks", images, binary)
+    overrides = {
+        "data": {"source": str(tmp_path / "images"), "val_fraction": 0.25, "aug": "none"},
+        "segment": {"masks": str(tmp_path / "masks"), "crop": 16, "depth": 2, "base_width": 4, "tile": 16, "margin": 4},
+        "train": {"epochs": 3, "batch_size": 2, "ema_decay": 0.999, "precision": "fp32", "lr": 1e-2},
+    }
+    results = run_segmentation(load_run_config(SegmentRunConfig, None, overrides), runs_dir=tmp_path / "runs")
+    state = load_checkpoint(Path(results["run_dir"]) / "checkpoints" / "last.pt")
+    held = [i for i in range(8) if f"{i}.png" in results["held_out_images"]]
+
+    def scores(weights: dict) -> dict:
+        net = build_model("unet", 2, 1, state["model_options"])
+        net.load_state_dict(weights)
+        x = eval_transform(tuple(state["mean"]), tuple(state["std"]))(images[held])
+        with torch.inference_mode():
+            preds = predict_tiled(net.eval(), x, 16, 4).argmax(1)
+        return scores_from_confusion(confusion(preds, binary[held], 2), ["background", "foreground"])
+
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert results["held_out_acc"] == pytest.approx(scores(ema)["acc"])
+    assert scores(ema)["acc"] != pytest.approx(scores(state["model"])["acc"])  # the test can tell them apart

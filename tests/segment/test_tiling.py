@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import create_model
-from cnnlab.segment import predict_tiled
+from cnnlab.tasks.segment.tiling import predict_tiled
 
 
 def test_overlap_tiles_of_a_512_image_match_the_whole_image_for_a_same_padded_unet():

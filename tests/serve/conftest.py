@@ -42,7 +42,8 @@ def classifier_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def segmentation_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cnnlab.segment import SegmentConfig, build_model
+    from cnnlab.tasks.segment.config import SegmentConfig
+    from cnnlab.tasks.segment.model import build_model
 
     torch.manual_seed(0)
     segment = SegmentConfig(depth=2, base_width=4, padding="same", tile=32, margin=8)

@@ -18,8 +18,8 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
-from cnnlab.inference import load_classifier
 from cnnlab.serve import create_app, load_served
+from cnnlab.tasks.classify.predictor import load_classifier
 from tests.serve.conftest import CLASSES, png_bytes, sample_images
 
 

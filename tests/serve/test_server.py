@@ -99,7 +99,7 @@ def test_onnx_runtime_matches_torch_and_an_onnx_file_cannot_explain(classifier_c
     from fastapi.testclient import TestClient
 
     from cnnlab.export import ModelCard, export_model
-    from cnnlab.inference import load_classifier
+    from cnnlab.tasks.classify.predictor import load_classifier
 
     onnx_served = load_served(classifier_checkpoint, runtime="auto")
     assert onnx_served.runtime == "onnxruntime" and onnx_served.can_explain

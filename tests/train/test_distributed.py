@@ -20,12 +20,12 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.classify import RunConfig
 from cnnlab.cli.app import main as cli_main
 from cnnlab.core.config import load_yaml
 from cnnlab.core.errors import ConfigError, TrainingError
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.loader import TensorLoader
+from cnnlab.tasks.classify.config import RunConfig
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import (
     DistributedTrainer,

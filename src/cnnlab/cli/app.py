@@ -32,6 +32,7 @@ from cnnlab.cli import (
     train_cmd,
 )
 from cnnlab.core.errors import CnnlabError
+from cnnlab.data.cache import data_warnings_as_lines
 
 app = typer.Typer(
     name="cnnlab",
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(args=args, prog_name="cnnlab", standalone_mode=False)
+        with data_warnings_as_lines(lambda message: err.print(f"[yellow]warning:[/yellow] {escape(message)}")):
+            app(args=args, prog_name="cnnlab", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except typer.TyperException as exc:  # usage errors: bad option, missing argument

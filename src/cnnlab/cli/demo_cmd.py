@@ -14,6 +14,6 @@ def demo(
     seed: int = typer.Option(None, help="Random seed (split, init, shuffling)."),
 ) -> None:
     """Train a small CNN end to end on 5,000 real MNIST digits (offline, about a minute)."""
-    from cnnlab.demo import run_demo
+    from cnnlab.tasks.classify.demo import run_demo
 
     run_demo(epochs=epochs, runs_dir=runs_dir, resume=resume, seed=seed)

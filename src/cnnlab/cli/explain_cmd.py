@@ -10,7 +10,7 @@ import typer
 
 from cnnlab import explain as xai
 from cnnlab.core.errors import ConfigError
-from cnnlab.inference import Classifier, load_classifier, load_pretrained
+from cnnlab.tasks.classify.predictor import Classifier, load_classifier, load_pretrained
 
 Method = Enum("Method", {name: name for name in xai.METHODS}, type=str)  # typer shows and checks the choices
 

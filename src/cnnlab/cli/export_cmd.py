@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, RunDirError
+from cnnlab.core.rundir import atomic_write_bytes
 from cnnlab.export import FORMATS
 
+OUT_FIX = "pass --out with a folder you can write to (on a disk with free space)"
 Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # typer shows and checks the choices
 
 
@@ -27,6 +29,20 @@ def default_out(checkpoint: Path) -> Path:
     if checkpoint.parent.name == "checkpoints":
         return checkpoint.parent.parent / "export"
     return checkpoint.parent / "export"
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write (then delete) a file in it; a :class:`RunDirError` naming it if not.
+
+    >>> import tempfile
+    >>> check_writable(Path(tempfile.mkdtemp()) / "export")
+    """
+    probe = folder / ".cnnlab-write-test"
+    try:
+        atomic_write_bytes(probe, b"")
+    except RunDirError as exc:
+        raise RunDirError(f"cannot write the export: {exc.what}", where=str(folder), fix=OUT_FIX) from None
+    probe.unlink()
 
 
 def export(
@@ -44,27 +60,30 @@ def export(
     `cnnlab export runs/classify/cnn_small-1 --format onnx --format safetensors`.
     """
     from cnnlab.export import ModelCard, export_model
-    from cnnlab.inference import load_classifier
-    from cnnlab.segment import segmentation_checkpoint
+    from cnnlab.serve.model import load_trained
 
-    if segmentation_checkpoint(checkpoint) is not None:
+    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise ConfigError(f"--stem must be a plain file name stem. Received: {stem!r}", where="--stem")
+    task, classifier = load_trained(checkpoint)
+    if not task.exportable:
         raise ConfigError(
-            "exporting segmentation models is not supported yet",
+            f"exporting {task.name} models is not supported yet",
             where=str(checkpoint),
             fix="serve the checkpoint directly: cnnlab serve CHECKPOINT",
         )
-    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
-        raise ConfigError(f"--stem must be a plain file name stem. Received: {stem!r}", where="--stem")
-    classifier = load_classifier(checkpoint)
     card = ModelCard.from_classifier(classifier, getattr(classifier.model, "gradcam_layer", None))
     folder = out or default_out(checkpoint)
+    check_writable(folder)  # before the export, which can take a while
     console = Console(highlight=False)
     table = Table(
         "format", "file", "card", "size", "max |diff|", "top-1 agree", "seconds", title=f"{classifier.name} export"
     )
     for fmt in dict.fromkeys(f.value for f in formats):  # repeated formats once, in order
         start = time.perf_counter()
-        result = export_model(classifier.model, card, folder, fmt, stem)
+        try:
+            result = export_model(classifier.model, card, folder, fmt, stem)
+        except RunDirError as exc:  # e.g. the disk filled up; core's fix names --runs-dir, which export lacks
+            raise RunDirError(exc.what, where=exc.where, fix=OUT_FIX) from None
         check = result.card.verification
         table.add_row(
             fmt,

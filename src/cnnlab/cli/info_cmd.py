@@ -16,7 +16,7 @@ def info(
     import torch
 
     import cnnlab
-    from cnnlab.train.precision import BF16_FLAGS, cpu_flags, plan_speed
+    from cnnlab.runtime.precision import BF16_FLAGS, cpu_flags, plan_speed
 
     flags = cpu_flags()
     plan = plan_speed(precision)

@@ -22,24 +22,17 @@ def lr_find(
     """Sweep the LR from 1e-6 to 1 over a few steps, plot the loss, and suggest an LR for --lr."""
     from rich.console import Console
 
-    from cnnlab.classify import build_model, load_run_config, load_splits, train_transform
-    from cnnlab.data.loader import TensorLoader
     from cnnlab.report.plots import plot_lr_find
-    from cnnlab.train.lr_find import find_lr
-    from cnnlab.train.trainer import Trainer
+    from cnnlab.tasks.classify.config import RunConfig
+    from cnnlab.tasks.classify.pipeline import lr_range_test
+    from cnnlab.tasks.config import load_run_config
 
     overrides = {
         "data": {"source": data, "data_dir": data_dir, "img_size": img_size, "aug": aug},
         "model": {"name": model},
         "train": {"batch_size": batch_size, "optimizer": optimizer, "schedule": "constant"},
     }
-    run_config = load_run_config(config, overrides)
-    splits = load_splits(run_config.data, run_config.train.seed)
-    trainer = Trainer(build_model(run_config, splits), run_config.train)
-    cfg = run_config.train
-    transform = train_transform(run_config.data.aug, splits)
-    loader = TensorLoader(splits.train.images, splits.train.targets, cfg.batch_size, True, cfg.seed, transform)
-    result = find_lr(trainer, loader, steps=steps)
+    result = lr_range_test(load_run_config(RunConfig, config, overrides), steps)
     plot_lr_find(result.lrs, result.losses, result.suggestion, out)
     suggestion = f"[bold]{result.suggestion:.2e}[/bold]"
     Console().print(f"Suggested learning rate: {suggestion} (inside the longest fall of the loss)")

@@ -7,12 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cnnlab.core.errors import ConfigError
-
 if TYPE_CHECKING:
-    from torch import nn
-
-TASKS = ("classify", "segment")
+    pass
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,7 @@ def zoo_rows(task: str | None = None) -> list[ModelRow]:
     """
     import torch
 
+    from cnnlab.layers.summary import summary
     from cnnlab.models import create_model, list_models, model_entry, weight_specs
 
     rows = []
@@ -44,49 +41,11 @@ def zoo_rows(task: str | None = None) -> list[ModelRow]:
         entry = model_entry(name)
         with torch.device("meta"):
             model = create_model(name)
-        macs = count_macs(model, entry.default_input)  # meta tensors, outside the slower device context
+        macs = summary(model, entry.default_input).weight_macs  # meta tensors: shapes only, no arithmetic
         params = sum(p.numel() for p in model.parameters())
         specs = tuple(s.name for s in weight_specs(name))
         rows.append(ModelRow(name, entry.task, params, macs, entry.default_input, entry.paper, specs))
     return rows
-
-
-def count_macs(model: nn.Module, input_chw: tuple[int, int, int]) -> int:
-    """Multiply-accumulates of one forward pass on one ``(C, H, W)`` input (conv, transposed conv, linear).
-
-    >>> from cnnlab.models import create_model
-    >>> count_macs(create_model("lenet5"), (1, 32, 32))  # C1 117,600 + C3 240,000 + 58,920 in the linear layers
-    416520
-    """
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            total += output[0].numel() * per_output
-        elif isinstance(module, nn.ConvTranspose2d):
-            per_input = module.out_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            total += inputs[0][0].numel() * per_input
-        elif isinstance(module, nn.Linear):
-            total += output[0].numel() * module.in_features
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear | nn.ConvTranspose2d)
-    ]
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.empty(1, *input_chw, device=next(model.parameters()).device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
 
 
 def _human(n: int) -> str:
@@ -104,8 +63,10 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}", where="--task", fix=f"use one of: {', '.join(TASKS)}")
+    if task is not None:
+        from cnnlab.tasks import TASKS
+
+        TASKS.get(task)  # an unknown task: "did you mean ..."
     rows = zoo_rows(task)
     header = ("model", "task", "parameters", "MACs", "input", "paper", "weights")
     cells = [

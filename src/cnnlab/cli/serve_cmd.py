@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
+import socket
 from enum import Enum
 from pathlib import Path
 
@@ -55,10 +58,56 @@ def serve(
             fix="pip install 'cnnlab[serve]'",
         ) from None
     console = Console(stderr=True, highlight=False)
-    if not is_loopback(host):
-        console.print(f"[yellow]warning:[/yellow] listening on {host}: other machines can reach this server.")
-    console.print(f"Loading {model} (runtime {runtime.value}; onnx exports and verifies the model first)…")
-    served = load_served(model, runtime.value)
-    app = create_app(served, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-    console.print(f"Serving {served.card.name} ({served.card.task}) with {served.runtime} on http://{host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, timeout_keep_alive=5)
+    with listening_socket(host, port) as sock:  # before loading: a busy port fails at once, and stays ours
+        if not is_loopback(host):
+            console.print(f"[yellow]warning:[/yellow] listening on {host}: other machines can reach this server.")
+        console.print(f"Loading {model} (runtime {runtime.value}; onnx exports and verifies the model first)…")
+        served = load_served(model, runtime.value)
+        app = create_app(served, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+        url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        console.print(f"Serving {served.card.name} ({served.card.task}) with {served.runtime} on {url}")
+        config = uvicorn.Config(app, log_level="info", server_header=False, timeout_keep_alive=5)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn shuts down cleanly, then re-raises it
+            uvicorn.Server(config).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (uvicorn listens on it); a busy port or a bad host is a ConfigError.
+
+    >>> with listening_socket("127.0.0.1", 0) as sock:
+    ...     port = sock.getsockname()[1]
+    ...     try:
+    ...         listening_socket("127.0.0.1", port)
+    ...     except ConfigError as err:
+    ...         print(err.what == f"port {port} is in use on 127.0.0.1")
+    True
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a just-closed server's port is free
+    try:
+        sock.bind((host, port))
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(exc, host, port) from None
+    return sock
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> ConfigError:
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"port {port} is in use on {host}",
+            where="--port",
+            fix="pass --port N with another port, or stop the program that uses this one",
+        )
+    if exc.errno == errno.EACCES:
+        return ConfigError(
+            f"no permission to listen on port {port}",
+            where="--port",
+            fix="ports below 1024 need root: pass --port 8000",
+        )
+    return ConfigError(
+        f"cannot listen on {host} port {port}: {exc.strerror or exc}",
+        where="--host",
+        fix="pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (all its addresses)",
+    )

@@ -36,8 +36,11 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first unreadable image instead of skipping it."),
-    task: str = typer.Option("classify", "--task", help="classify | segment (segment needs --masks)."),
+    task: str = typer.Option(None, "--task", help="classify (default) | segment (needs --masks)."),
     masks: str = typer.Option(None, "--masks", help="Segmentation: mask folder paired with --data by file name."),
+    patch_size: int = typer.Option(
+        None, "--patch-size", help="Segmentation: training patch side in pixels (default: from the image size)."
+    ),
     loss: str = typer.Option(None, "--loss", help="Segmentation loss: ce | bce | dice | bce_dice | focal."),
     num_classes: int = typer.Option(
         None,
@@ -55,20 +58,17 @@ def train(
         None, "--tta", help="Score the held-out set with test-time augmentation too: flip | five_crop | ten_crop."
     ),
 ) -> None:
-    """Train a classifier (or, with --task segment, a segmentation model) into runs/<task>/<name>-<n>/."""
-    from cnnlab.classify import load_run_config, run_classification
-    from cnnlab.segment import is_segment_config
+    """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment
+    --data IMAGES --masks MASKS` trains a segmentation model; `--resume RUN` continues any run."""
+    from cnnlab.tasks import TASKS
+    from cnnlab.tasks.config import check_resume, load_run_config
 
     source = RunDir.open(resume).config if resume is not None else config  # a clear error if it is no run folder
-    if nproc > 1:
-        if task == "segment" or (source is not None and is_segment_config(source)):
-            raise ConfigError("--nproc trains classifiers only", where="--nproc", fix="drop --nproc for --task segment")
-        from cnnlab.train.distributed import launch_local
-
-        launch_local(nproc, ["-m", "cnnlab.cli.app", *_worker_args(ctx)])
-        return
+    chosen = TASKS.get(task_name(task, source))  # an unknown task stops here, before any run folder exists
+    specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
+    specific |= {"transfer": transfer, "unfreeze": unfreeze, "tta": tta, "sync_bn": sync_bn or None}
     overrides = {
-        "run": {"name": name, "tta": tta},
+        "run": {"name": name},
         "data": {
             "source": data,
             "data_dir": data_dir,
@@ -76,6 +76,7 @@ def train(
             "aug": aug,
             "val_fraction": val_fraction,
             "fit": fit,
+            "strict": strict or None,
         },
         "model": {"name": model, "weights": weights},
         "train": {
@@ -89,17 +90,42 @@ def train(
             "compile": compile or None,  # None: keep the config's (a resumed run's) choice
         },
     }
-    if strict:
-        overrides["data"]["strict"] = True
-    if task == "segment" or (source is not None and is_segment_config(source)):
-        from cnnlab.segment import load_segment_config, run_segmentation
+    for option, value in specific.items():
+        if value is None:
+            continue
+        if option not in chosen.options:
+            owners = [t for t in TASKS.names() if option in TASKS.get(t).options]
+            raise ConfigError(
+                f"--{option.replace('_', '-')} does not apply to --task {chosen.name}",
+                where=f"--{option.replace('_', '-')}",
+                fix=f"drop it (it is an option of --task {' / '.join(owners)})",
+            )
+        section, field = chosen.options[option].split(".")
+        overrides.setdefault(section, {})[field] = value
+    run_config = load_run_config(chosen.config_type, source, overrides)
+    if resume is not None:
+        check_resume(load_run_config(chosen.config_type, source, {}), run_config)
+    if nproc > 1:
+        if not chosen.distributed:
+            raise ConfigError(f"--nproc does not train --task {chosen.name}", where="--nproc", fix="drop --nproc")
+        from cnnlab.train.distributed import launch_local
 
-        overrides["segment"] = {"masks": masks, "loss": loss, "num_classes": num_classes}
-        run_segmentation(load_segment_config(source, overrides), runs_dir=runs_dir, resume=resume)
+        launch_local(nproc, ["-m", "cnnlab.cli.app", *_worker_args(ctx)])
         return
-    overrides["transfer"] = {"mode": transfer, "unfreeze": unfreeze, "num_classes": num_classes}
-    overrides["distributed"] = {"sync_bn": sync_bn or None}  # None: keep the config's (a resumed run's) choice
-    run_classification(load_run_config(source, overrides), runs_dir=runs_dir, resume=resume)
+    results = chosen.run(run_config, runs_dir=runs_dir, resume=resume)
+    if results.get("interrupted"):
+        raise typer.Exit(130)  # a stopped run is not a finished one: `train && evaluate` must not go on
+
+
+def task_name(option: str | None, source: Path | None) -> str:
+    """The task to train: ``--task``, else the one the ``--config`` file or resumed run names, else classify;
+    a ``--task`` that contradicts the resumed run's is an error."""
+    from cnnlab.tasks.base import config_task
+
+    named = config_task(source) if source is not None else None
+    if option is not None and named is not None and option != named:
+        raise ConfigError(f"--task {option} contradicts the run's task '{named}'", where=str(source), fix="drop --task")
+    return option or named or "classify"
 
 
 def _worker_args(ctx: typer.Context) -> list[str]:

@@ -32,6 +32,9 @@ from cnnlab.core.registry import Registry
 
 Params = dict[str, torch.Tensor]
 Fill = Literal["zeros", "nearest", "reflect"]
+Kind = Literal["image", "mask", "boxes", "points", "signal"]
+"""What a tensor given to a transform is: images (B, C, H, W); masks of class indices (B, 1, H, W);
+boxes and points in pixel coordinates; signals (B, C, T). Geometry moves every kind a transform lists."""
 
 TRANSFORMS: Registry[type[Transform]] = Registry("transform")
 """Transform classes by name; :func:`from_spec` and the CLI build pipelines from it."""
@@ -69,18 +72,25 @@ def _back(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class Transform(ABC):
-    """Base: ``draw(shape, generator) -> params`` then ``apply(x, params, mask=False) -> x``."""
+    """Base: ``draw(shape, generator) -> params`` then ``apply(x, params, kind="image") -> x``.
+
+    ``kind`` says what ``x`` is (:data:`Kind`): images are resampled and recoloured; a ``mask`` of class
+    indices follows only the geometry, with nearest sampling. Other kinds (boxes, points, signals) are
+    moved by the transforms that list them in ``kinds``; :meth:`Compose.joint` refuses the rest.
+    """
 
     geometric: ClassVar[bool] = False
-    """Whether a mask must follow this transform (flips, crops, affine moves)."""
+    """Whether targets in the image's geometry must follow this transform (flips, crops, affine moves)."""
+    kinds: ClassVar[frozenset[str]] = frozenset({"image", "mask"})
+    """The kinds of input this transform can apply to (a detection task adds ``boxes`` where it teaches it)."""
 
     def draw(self, shape: torch.Size, generator: torch.Generator) -> Params:
         """Random parameters for a batch of ``shape`` = (B, C, H, W); deterministic transforms return {}."""
         return {}
 
     @abstractmethod
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
-        """Apply drawn parameters; ``mask=True`` means class indices (nearest sampling, no colour)."""
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
+        """Apply drawn parameters to ``x`` of ``kind`` (``"mask"``: class indices, nearest sampling, no colour)."""
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -122,6 +132,34 @@ class Compose:
             x = t.apply(x, params) if scale is None else t.apply(x, params, scale=scale)
         return x
 
+    def joint(
+        self, image: torch.Tensor, target: torch.Tensor, kind: Kind, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment images and a target of ``kind`` with the same random draws: every geometric transform
+        moves the target too; colour and erasing transforms touch the image alone.
+
+        >>> Compose([HorizontalFlip(p=1.0)]).joint(torch.zeros(1, 1, 2, 2), torch.zeros(1, 4), "boxes")
+        Traceback (most recent call last):
+        ...
+        cnnlab.core.errors.ConfigError: HorizontalFlip cannot move boxes [Compose.joint]. Fix: leave it out here
+        """
+        if kind == "mask":
+            return self.pair(image, target, generator)
+        for t in self.transforms:
+            if t.geometric and kind not in t.kinds:
+                raise ConfigError(
+                    f"{type(t).__name__} cannot move {kind}",
+                    where="Compose.joint",
+                    fix="leave it out here",
+                )
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        for t, scale in self._steps():
+            params = t.draw(image.shape, generator)
+            image = t.apply(image, params) if scale is None else t.apply(image, params, scale=scale)
+            if t.geometric:
+                target = t.apply(target, params, kind=kind)
+        return image, target
+
     def pair(
         self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +171,7 @@ class Compose:
             params = t.draw(image.shape, generator)
             image = t.apply(image, params) if scale is None else t.apply(image, params, scale=scale)
             if t.geometric:
-                m = t.apply(m, params, mask=True)
+                m = t.apply(m, params, kind="mask")
         return image, (m[:, 0] if squeeze else m)
 
     def __repr__(self) -> str:
@@ -157,7 +195,7 @@ class HorizontalFlip(Transform):
     def draw(self, shape: torch.Size, generator: torch.Generator) -> Params:
         return {"flip": torch.rand(shape[0], generator=generator) < self.p}
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         flip = params["flip"]
         if not flip.any():
             return x
@@ -224,7 +262,7 @@ class RandomCrop(Transform):
         left = torch.randint(0, room_x + 1, (shape[0],), generator=generator)
         return {"top": top, "left": left}
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         height, width = self._out(x.shape)
         if self.padding:
             p = self.padding
@@ -259,7 +297,7 @@ def _grid_lines(theta: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tenso
 
 
 def _sample(
-    x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], fill: Fill, mask: bool, scale: float | None = None
+    x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], fill: Fill, kind: Kind, scale: float | None = None
 ) -> torch.Tensor:
     """Resample every image through its own 2x3 matrix ``theta`` (normalised output -> input coordinates).
 
@@ -271,7 +309,7 @@ def _sample(
     b, c = x.shape[:2]
     out = _new_batch((b, c, *size), x.dtype if scale is None else torch.float32)
     step = torch.get_num_threads() * max(1, _CHUNK_ELEMENTS // (c * size[0] * size[1]))
-    mode = "nearest" if mask else "bilinear"
+    mode = "nearest" if kind == "mask" else "bilinear"
     rows, cols = _grid_lines(theta, size)
     for i in range(0, b, step):
         grid = rows[i : i + step, :, :, None] + cols[i : i + step, :, None]  # (b, 2, H, W)
@@ -304,9 +342,9 @@ class Resampling(Transform):
         """(height, width) of the result for an input of ``shape``; the input size unless overridden."""
         return shape[-2], shape[-1]
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False, scale: float | None = None) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image", scale: float | None = None) -> torch.Tensor:
         """As :meth:`Transform.apply`; ``scale`` multiplies the (then float32) result, as a Rescale before it would."""
-        return _sample(x, params["theta"], self.output_size(x.shape), self.fill, mask, scale)
+        return _sample(x, params["theta"], self.output_size(x.shape), self.fill, kind, scale)
 
 
 @TRANSFORMS.register("affine")
@@ -503,7 +541,7 @@ class ColorJitter(Transform):
             "hue": _uniform(*self.hue, n, generator),
         }
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         b, c = params["brightness"], params["contrast"]
         y = x.float()  # (B, C, H, W)
         gray = (y * _LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else y
@@ -563,7 +601,7 @@ class PCAColor(Transform):
         """Per-image RGB offsets (B, 3) in [0, 1] units: ``P (alpha * lambda)``."""
         return (alpha * self.eigenvalues) @ self.eigenvectors.T
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         y = x if x.is_floating_point() else x.float()
         shift = (self.offsets(params["alpha"]) * _max_value(x)).to(y.dtype).view(-1, 3, 1, 1)
         return _back((y + shift).clamp_(0, _max_value(x)), x)
@@ -598,7 +636,7 @@ class RandomErasing(Transform):
         on = torch.rand(n, generator=generator) < self.p
         return {"box": torch.stack([top, left, top + h, left + w], 1).long(), "on": on}
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         inside = _box_mask(params["box"], x.shape[-2], x.shape[-1]) & params["on"].view(-1, 1, 1, 1)
         return x.masked_fill(inside, self.value)
 
@@ -640,7 +678,7 @@ class Rescale(Transform):
     def __init__(self, factor: float = 1 / 255) -> None:
         self.factor = factor
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         return x.float() * self.factor
 
 
@@ -657,7 +695,7 @@ class Normalize(Transform):
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std must be positive. Received: std={self.std}", where="Normalize")
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         y = x.float() / 255.0 if not x.is_floating_point() else x
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.std).view(1, -1, 1, 1)

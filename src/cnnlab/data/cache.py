@@ -28,8 +28,9 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,39 @@ CACHE_VERSION = 1
 
 class DataWarning(UserWarning):
     """A file was skipped (unreadable, mismatched, empty class); the run goes on."""
+
+
+@contextmanager
+def data_warnings_as_lines(echo: Callable[[str], None]) -> Iterator[None]:
+    """Inside, every :class:`DataWarning` shown goes to ``echo`` as its one-line message (no source
+    file, line number or code line, as Python prints warnings); other warnings show as before.
+
+    A command line wraps its work in it (e.g. ``echo`` prints ``warning: ...`` to stderr).
+
+    >>> with data_warnings_as_lines(lambda line: print("warning:", line)):
+    ...     warnings.warn("skipped: empty file [a.png]", DataWarning)
+    warning: skipped: empty file [a.png]
+    """
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, DataWarning):
+            echo(str(message))
+        else:
+            previous(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 @dataclass(frozen=True)

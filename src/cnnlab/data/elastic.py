@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.data.augment import _GRID_PADDING, TRANSFORMS, Fill, Params, Transform, _back
+from cnnlab.data.augment import _GRID_PADDING, TRANSFORMS, Fill, Kind, Params, Transform, _back
 
 
 @TRANSFORMS.register("elastic")
@@ -54,7 +54,7 @@ class ElasticDeform(Transform):
         chosen = torch.rand(shape[0], generator=generator) < self.p
         return {"displacement": displacement * chosen[:, None, None, None]}
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         height, width = x.shape[-2:]
         flow = F.interpolate(params["displacement"], size=(height, width), mode="bicubic", align_corners=True)
         xs = (torch.arange(width, dtype=flow.dtype) * 2 + 1) / width - 1  # pixel centres in [-1, 1]
@@ -63,7 +63,7 @@ class ElasticDeform(Transform):
         y = F.grid_sample(
             x.float(),
             grid,
-            mode="nearest" if mask else "bilinear",
+            mode="nearest" if kind == "mask" else "bilinear",
             padding_mode=_GRID_PADDING[self.fill],
             align_corners=False,
         )

@@ -16,13 +16,14 @@ become 8-bit ``L`` or ``RGB``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnlab.core.errors import DataError
+from cnnlab.core.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File suffixes (lower case) treated as images when a folder is scanned."""
@@ -33,7 +34,45 @@ MAX_PIXELS = 64_000_000
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 """Pillow modes that hold one intensity channel (plus alpha)."""
 
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 4096
+"""Bounds for a requested decode size. Below 8 pixels a side no pattern survives the first conv and
+pooling of any zoo model; above 4096 one RGB image is 48 MiB as uint8 (192 MiB as float at the first
+layer), far past any CNN input in the zoo (224..600), so a dataset of such images exhausts memory."""
+
 Fit = Literal["stretch", "crop", "pad"]
+
+
+def check_image_size(
+    size: int | Sequence[int] | None, where: str = "img_size", smallest: int = MIN_IMAGE_SIDE
+) -> tuple[int, int] | None:
+    """Validate a decode size (one int for a square, or (height, width)); returns ``(height, width)`` or None.
+
+    Sides must lie in ``smallest`` .. :data:`MAX_IMAGE_SIDE`. Training and inference call it with
+    the default ``smallest`` (:data:`MIN_IMAGE_SIDE`); the loaders in :mod:`~cnnlab.data.datasets`
+    pass ``smallest=1`` (a thumbnail decodes fine, it only cannot train a CNN), so that 0, negative
+    and huge sizes never reach Pillow.
+
+    >>> check_image_size(32), check_image_size((24, 40)), check_image_size(None)
+    ((32, 32), (24, 40), None)
+    >>> check_image_size(0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ConfigError: img_size must be between 8 and 4096 pixels. Received: img_size=0 [img_size]...
+    """
+    if size is None:
+        return None
+    sides = (size, size) if not isinstance(size, Sequence) else tuple(size)
+    valid = len(sides) == 2 and all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and smallest <= s <= MAX_IMAGE_SIDE for s in sides
+    )
+    if not valid:
+        raise ConfigError(
+            f"img_size must be between {smallest} and {MAX_IMAGE_SIDE} pixels. Received: img_size={size}",
+            where=where,
+            fix=f"pass one whole number from {smallest} to {MAX_IMAGE_SIDE} (e.g. 32, 64 or 224), "
+            "or leave it out to keep the images' own size",
+        )
+    return int(sides[0]), int(sides[1])
 
 
 def is_image_file(path: Path) -> bool:
@@ -89,7 +128,13 @@ def image_info(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[tuple[in
     path = Path(path)
     with _open(path, max_pixels) as image:
         size = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap width and height
+        try:  # a PNG keeps EXIF after the pixels: reading it reads the (possibly truncated) data
+            orientation = image.getexif().get(0x0112, 1)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(
+                f"corrupt or truncated image ({exc})", where=str(path), fix="re-export or delete it"
+            ) from None
+        if orientation in (5, 6, 7, 8):  # orientations that swap width and height
             size = (size[1], size[0])
         return size, image.mode
 
@@ -169,9 +214,10 @@ def read_image(
 def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a segmentation mask to class indices, a uint8 array ``(H, W)``.
 
-    Masks are grayscale or palette images (palette masks keep their indices). For two classes,
-    ``{0, 255}`` is read as ``{0, 1}``; any other value is an error naming the file and the
-    values found. For more classes every value must be below ``num_classes``.
+    Masks are grayscale or palette images (palette masks keep their indices); an RGB(A) mask whose
+    three channels are equal everywhere (grey saved as RGB by many tools) is read as grayscale, a
+    coloured one is an error. For two classes, ``{0, 255}`` is read as ``{0, 1}``; any other value is
+    an error naming the file and the values found. For more classes every value must be below ``num_classes``.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "m.png"
@@ -182,7 +228,7 @@ def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXE
     path = Path(path)
     source = image = _open(path, max_pixels)
     try:
-        if image.mode not in ("1", "L", "P", "I", "I;16", "I;16B", "I;16L"):
+        if image.mode not in ("1", "L", "P", "I", "I;16", "I;16B", "I;16L", "RGB", "RGBA"):
             raise DataError(
                 f"mask must be grayscale or palette, found mode {image.mode}",
                 where=str(path),
@@ -190,6 +236,16 @@ def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXE
             )
         image = ImageOps.exif_transpose(image)
         values = np.asarray(image.convert("L") if image.mode == "1" else image)
+        if values.ndim == 3:  # RGB(A): accepted only as grey stored in three equal channels
+            rgb = values[..., :3]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                raise DataError(
+                    f"colour mask ({image.mode} with differing channels): class indices cannot be read from colours",
+                    where=str(path),
+                    fix="save masks as 8-bit grayscale or palette PNG holding class indices (map each colour "
+                    "to its class index first)",
+                )
+            values = rgb[..., 0]
     except DataError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from cnnlab.core.errors import DataError
-from cnnlab.core.rundir import save_figure
 from cnnlab.data.augment import Compose
 from cnnlab.data.cache import Problem
 from cnnlab.data.datasets import Dataset, open_source
 from cnnlab.data.images import image_info, is_image_file
+from cnnlab.report.figures import save_figure, subplots
 
 STATS_SIZE = 224
 """Images of differing sizes are resized to this square for the statistics and the grid."""
@@ -65,7 +65,7 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
 
 
 def _fingerprints(images: torch.Tensor) -> list[str]:
-    flat = images.reshape(len(images), -1).numpy()
+    flat = images.flatten(1).numpy()  # (N, C*H*W); also fine for N = 0
     return [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in flat]
 
 
@@ -189,11 +189,6 @@ def sample_grid(data: Dataset, out: str | Path, per_class: int = 8, seed: int = 
     >>> sample_grid(data, Path(tempfile.mkdtemp()) / "grid.png").stat().st_size > 1000
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     generator = torch.Generator().manual_seed(seed)
     if data.is_segmentation:
         rows = [("", torch.randperm(len(data), generator=generator)[:per_class])]
@@ -202,7 +197,7 @@ def sample_grid(data: Dataset, out: str | Path, per_class: int = 8, seed: int = 
         for label, name in enumerate(data.classes[:10]):
             members = torch.nonzero(data.targets == label).flatten()
             rows.append((name, members[torch.randperm(len(members), generator=generator)[:per_class]]))
-    figure, axes = plt.subplots(len(rows), per_class, figsize=(1.4 * per_class, 1.5 * len(rows)), squeeze=False)
+    figure, axes = subplots(len(rows), per_class, figsize=(1.4 * per_class, 1.5 * len(rows)), squeeze=False)
     for r, (name, index) in enumerate(rows):
         for c in range(per_class):
             axis = axes[r][c]
@@ -249,11 +244,6 @@ def augment_grid(
     >>> augment_grid(data, PRESETS.get("mnist"), Path(tempfile.mkdtemp()) / "a.png", samples=2, variants=3).suffix
     '.png'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(data), generator=generator)[:samples]
     pipeline = preset(data.images if data.images.shape[1] == 3 else None)
@@ -264,9 +254,7 @@ def augment_grid(
         augmented, masks = pipeline.pair(batch, data.targets[index].repeat_interleave(variants, 0), generator)
     else:
         augmented = pipeline(batch, generator)
-    figure, axes = plt.subplots(
-        len(index), variants + 1, figsize=(1.6 * (variants + 1), 1.7 * len(index)), squeeze=False
-    )
+    figure, axes = subplots(len(index), variants + 1, figsize=(1.6 * (variants + 1), 1.7 * len(index)), squeeze=False)
     for r in range(len(index)):
         shown = [(originals[r], data.targets[index[r]] if data.is_segmentation else None, "original")]
         shown += [

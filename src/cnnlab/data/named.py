@@ -10,6 +10,7 @@ time: on a machine without the files, the error says where to put them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +50,29 @@ def default_data_dir() -> Path:
 def resolve_source(source: str, data_dir: str | Path | None = None) -> tuple[Path, tuple[str, ...] | None]:
     """The folder or file to read for ``source`` (a name or a path), and the class names if known.
 
+    A source that is neither a named dataset nor an existing path, but close to a name (say
+    ``fashion_mnist``), is an error that suggests the name.
+
     >>> resolve_source(".")
     (PosixPath('.'), None)
+    >>> resolve_source("Fashion_MNIST")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.DataError: no dataset or path named 'Fashion_MNIST' ... did you mean 'fashion-mnist'? ...
     """
     named = NAMED_DATASETS.get(source.lower())
     if named is None:
-        return Path(source), None
+        path = Path(source)
+        spelled = source.lower().replace("_", "-").replace(" ", "-")
+        close = difflib.get_close_matches(spelled, list(NAMED_DATASETS), n=1, cutoff=0.75)
+        if close and not path.exists():
+            raise DataError(
+                f"no dataset or path named '{source}'",
+                where="--data",
+                fix=f"did you mean '{close[0]}'? (named datasets: {', '.join(NAMED_DATASETS)}; "
+                "or pass a folder, .npz or .csv)",
+            )
+        return path, None
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / named.name
     missing = [f for f in named.files if not (folder / f).is_file() and not (folder / f.removesuffix(".gz")).is_file()]

@@ -17,23 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from cnnlab.core.errors import DataError
+from cnnlab.data.images import read_image
 
 
 def load_image(path: str | Path, channels: int = 3) -> Image.Image:
-    """Open an image, apply its EXIF orientation, and convert to RGB (3 channels) or grey (1)."""
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB" if channels == 3 else "L")
-    except FileNotFoundError:
-        raise DataError("image not found", where=str(path), fix="check the path") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"cannot read image ({type(exc).__name__}: {exc})", where=str(path), fix="pass a PNG/JPEG image file"
-        ) from None
+    """Open an image the one way cnnlab decodes images (:func:`~cnnlab.data.images.read_image`: EXIF
+    orientation, pixel-count guard, 16-bit and palette modes), as an RGB (3 channels) or grey (1) PIL image."""
+    pixels = read_image(path, channels=channels)  # (H, W, C) uint8
+    return Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
 
 
 def preprocess_image(

@@ -4,7 +4,7 @@ A preset is a function ``(train_images | None) -> Compose``; only recipes that l
 data (AlexNet's PCA colour) need the training images.
 
 >>> len(PRESETS.names()), sorted(PRESETS.names())[:5]
-(10, ['alexnet', 'cifar', 'cifar-cutout', 'fashion', 'fashion-cutout'])
+(11, ['alexnet', 'cifar', 'cifar-cutout', 'fashion', 'fashion-cutout'])
 >>> PRESETS.get("cifar")(None)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
 torch.Size([2, 3, 32, 32])
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError
 from cnnlab.core.registry import Registry
 from cnnlab.data.augment import (
@@ -35,9 +36,6 @@ from cnnlab.data.augment import (
 Preset = Callable[[torch.Tensor | None], Compose]
 
 PRESETS: Registry[Preset] = Registry("augmentation preset")
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @PRESETS.register("none")
@@ -68,6 +66,14 @@ def _fashion_cutout(images: torch.Tensor | None) -> Compose:
 def _cifar(images: torch.Tensor | None) -> Compose:
     """32x32 (He et al. 2016): pad 4 (reflect), random 32x32 crop, horizontal flip."""
     return Compose([RandomCrop(padding=4, pad_mode="reflect"), HorizontalFlip(), Rescale()])
+
+
+@PRESETS.register("photos")
+def _photos(images: torch.Tensor | None) -> Compose:
+    """Colour photos of any size: the cifar recipe scaled to the image (reflect-pad 1/8 of the side, random
+    crop back, horizontal flip). What ``--aug auto`` picks for colour class folders."""
+    side = min(images.shape[-2:]) if images is not None else 32
+    return Compose([RandomCrop(padding=max(1, side // 8), pad_mode="reflect"), HorizontalFlip(), Rescale()])
 
 
 @PRESETS.register("cifar-cutout")

@@ -18,18 +18,18 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.data.augment import TRANSFORMS, Params, Transform
+from cnnlab.data.augment import TRANSFORMS, Kind, Params, Transform
 
 
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], mask: bool = False) -> torch.Tensor:
+def resize(x: torch.Tensor, size: tuple[int, int], kind: Kind = "image") -> torch.Tensor:
     """Batched resize of uint8 or float images to ``size`` = (h, w); antialiased bilinear, or nearest for masks."""
     if (x.shape[-2], x.shape[-1]) == size:
         return x
-    if mask:
+    if kind == "mask":
         return F.interpolate(x, size=size, mode="nearest-exact")
     # uint8 bilinear+antialias runs natively on CPU (no float copy); other dtypes go through float.
     y = x if x.dtype in (torch.uint8, torch.float32) else x.float()
@@ -46,14 +46,14 @@ class Resize(Transform):
     def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = size
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
         if isinstance(self.size, int):
             short = min(height, width)
             target = (round(height * self.size / short), round(width * self.size / short))
         else:
             target = _size(self.size)
-        return resize(x, target, mask)
+        return resize(x, target, kind)
 
 
 def _crop(x: torch.Tensor, top: int, left: int, size: tuple[int, int]) -> torch.Tensor:
@@ -75,7 +75,7 @@ class CenterCrop(Transform):
     def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = _size(size)
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         top = (x.shape[-2] - self.size[0]) // 2
         left = (x.shape[-1] - self.size[1]) // 2
         return _crop(x, top, left, self.size)
@@ -94,14 +94,14 @@ class ResizePad(Transform):
     def __init__(self, size: int, fill: float = 0) -> None:
         self.size, self.fill = size, fill
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
         scale = self.size / max(height, width)
         h, w = max(1, round(height * scale)), max(1, round(width * scale))
-        y = resize(x, (h, w), mask)
+        y = resize(x, (h, w), kind)
         top, left = (self.size - h) // 2, (self.size - w) // 2
         pad = (left, self.size - w - left, top, self.size - h - top)
-        return F.pad(y, pad, value=0 if mask else self.fill)
+        return F.pad(y, pad, value=0 if kind == "mask" else self.fill)
 
 
 @TRANSFORMS.register("five_crop")
@@ -113,7 +113,7 @@ class FiveCrop(Transform):
     def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = _size(size)
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
         bottom, right = height - self.size[0], width - self.size[1]
         corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
@@ -124,5 +124,5 @@ class FiveCrop(Transform):
 class TenCrop(FiveCrop):
     """Five crops plus the five crops of the mirrored image: ``(B, 10, C, h, w)``."""
 
-    def apply(self, x: torch.Tensor, params: Params, mask: bool = False) -> torch.Tensor:
-        return torch.cat([super().apply(x, params, mask), super().apply(x.flip(-1), params, mask)], 1)
+    def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
+        return torch.cat([super().apply(x, params, kind), super().apply(x.flip(-1), params, kind)], 1)

@@ -1,4 +1,5 @@
-"""Grad-CAM and friends, feature maps, filters; works on any nn.Module (imports core only).
+"""Grad-CAM and friends, feature maps, filters; works on any nn.Module; targets are classes or any score
+function of the output (a box, an embedding's similarity: :func:`similarity_to`).
 
 >>> import torch
 >>> from torch import nn
@@ -17,6 +18,7 @@ from cnnlab.explain.cam import (
     feature_maps,
     first_layer_filters,
     saliency,
+    similarity_to,
 )
 from cnnlab.explain.hooks import HookSet, default_target_layer, eval_mode, record_output, resolve_layer
 from cnnlab.explain.visual import overlay, plot_cam, plot_feature_maps, plot_filters
@@ -39,4 +41,5 @@ __all__ = [
     "record_output",
     "resolve_layer",
     "saliency",
+    "similarity_to",
 ]

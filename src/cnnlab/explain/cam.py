@@ -23,7 +23,7 @@ Sequential(...)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -38,7 +38,11 @@ from cnnlab.explain.hooks import HookSet, eval_mode, record_output, resolve_laye
 METHODS = ("gradcam", "gradcam++", "saliency")
 """Names accepted by :func:`explain` (and ``cnnlab explain --method``)."""
 
-Target = int | Sequence[int] | torch.Tensor | None
+ScoreFn = Callable[[Any], torch.Tensor]
+"""A callable target: the model's raw output (logits, boxes, embeddings, ...) -> one score per image ``(B,)``.
+Explaining a detected box, or the similarity of a face embedding to another, is one of these."""
+
+Target = int | Sequence[int] | torch.Tensor | ScoreFn | None
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,8 @@ class GradCAM:
         self._recording = True
         try:
             with eval_mode(self.model), torch.enable_grad():
-                logits = _logits(self.model(x))
+                score, logits, targets = _score(target, self.model(x))
                 kept = _single(self._kept, self.layer_name)
-                targets = _targets(target, logits)
-                score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode
                 (grads,) = torch.autograd.grad(score, kept, allow_unused=True)
         finally:
             self._recording = False
@@ -237,12 +239,43 @@ def _saliency(model: nn.Module, x: torch.Tensor, target: Target) -> Explanation:
     _check_images(x)
     with eval_mode(model), torch.enable_grad():
         leaf = x.detach().clone().requires_grad_(True)  # (B, C, H, W)
-        logits = _logits(model(leaf))
-        targets = _targets(target, logits)
-        (grads,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), leaf)
+        score, logits, targets = _score(target, model(leaf))
+        (grads,) = torch.autograd.grad(score, leaf)
     maps = grads.abs().amax(dim=1)  # (B, H, W)
     peak = maps.flatten(1).amax(dim=1).clamp_min(torch.finfo(maps.dtype).tiny)
     return Explanation(maps / peak[:, None, None], logits.detach(), targets)
+
+
+def similarity_to(reference: torch.Tensor) -> ScoreFn:
+    """A target for embedding models: each image's cosine similarity to ``reference`` ``(D,)`` (what a face
+    verifier thresholds), so the map shows which pixels made two faces look alike.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    >>> with GradCAM(net) as cam:
+    ...     maps = cam(torch.rand(2, 1, 6, 6), target=similarity_to(torch.ones(4)))
+    >>> maps.shape
+    torch.Size([2, 6, 6])
+    """
+
+    def score(output: torch.Tensor) -> torch.Tensor:
+        return F.cosine_similarity(output.flatten(1), reference.flatten()[None].to(output.dtype), dim=1)
+
+    return score
+
+
+def _score(target: Target, output: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The scalar to differentiate, the logits reported, and the explained classes (``-1``: a callable target)."""
+    if callable(target):
+        scores = target(output)
+        if not isinstance(scores, torch.Tensor) or scores.dim() != 1:
+            raise ConfigError(
+                "a callable target must return one score per image (B,)", where="target", fix="return scores.sum(...)"
+            )
+        logits = output if isinstance(output, torch.Tensor) and output.dim() == 2 else scores[:, None]
+        return scores.sum(), logits.detach(), torch.full_like(scores, -1, dtype=torch.long)
+    logits = _logits(output)
+    targets = _targets(target, logits)
+    return logits.gather(1, targets[:, None]).sum(), logits, targets  # images are independent in eval mode
 
 
 def _cam(activations: torch.Tensor, grads: torch.Tensor, plus_plus: bool) -> torch.Tensor:

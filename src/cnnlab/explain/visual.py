@@ -1,6 +1,6 @@
 """Pictures of explanations: heatmap overlays, and PNG figures of CAMs, feature maps and filters.
 
-Figures use matplotlib's Agg backend (no screen needed) and are written atomically.
+Figures are free-standing matplotlib Figures (no pyplot, no backend switch), written atomically.
 
 >>> import numpy as np
 >>> image = np.zeros((4, 6, 3), np.uint8)
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from cnnlab.core.errors import ShapeError
-from cnnlab.core.rundir import save_figure
+from cnnlab.report.figures import save_figure, subplots
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray | torch.Tensor, alpha: float = 0.45) -> np.ndarray:
@@ -46,8 +45,7 @@ def plot_cam(image: np.ndarray, heatmap: np.ndarray | torch.Tensor, path: str | 
     >>> plot_cam(np.zeros((8, 8), np.uint8), np.eye(8), out, "class 3 (p=0.9)").stat().st_size > 1000
     True
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+    fig, axes = subplots(1, 2, figsize=(8, 4.4))
     axes[0].imshow(_rgb(image))
     axes[0].set_title("image")
     axes[1].imshow(overlay(image, heatmap))
@@ -94,10 +92,9 @@ def plot_filters(filters: torch.Tensor, path: str | Path, title: str = "") -> Pa
 
 
 def _grid(tiles: list[torch.Tensor], path: str | Path, title: str, cmap: str) -> Path:
-    plt = _pyplot()
     columns = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns + 0.4, 1.3 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(1.3 * columns + 0.4, 1.3 * rows + 0.6), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(tiles):
@@ -141,12 +138,3 @@ def _resize(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return heat
     resized = Image.fromarray(heat).resize((size[1], size[0]), Image.Resampling.BILINEAR)  # float32: mode "F"
     return np.asarray(resized)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot

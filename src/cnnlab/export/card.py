@@ -37,7 +37,7 @@ Task = Literal["classify", "segment"]
 
 
 class ClassifierLike(Protocol):
-    """What :meth:`ModelCard.from_classifier` reads (``cnnlab.inference.Classifier`` has it)."""
+    """What :meth:`ModelCard.from_classifier` reads (``cnnlab.tasks.classify.predictor.Classifier`` has it)."""
 
     name: str
     classes: tuple[str, ...]
@@ -70,7 +70,7 @@ class ModelCard:
 
     @classmethod
     def from_classifier(cls, classifier: ClassifierLike, gradcam_layer: str | None = None) -> ModelCard:
-        """The card of a loaded classifier (``cnnlab.inference.load_classifier`` / ``load_pretrained``)."""
+        """The card of a loaded classifier (what `cnnlab.tasks.classify.predictor` loads)."""
         return cls(
             name=classifier.name,
             classes=tuple(classifier.classes),
@@ -187,7 +187,7 @@ def load_card(model_file: str | Path) -> ModelCard:
     path = card_path(model_file)
     if not path.is_file():
         raise DataError(
-            "no model card beside the model",
+            f"no model card beside {Path(model_file).name} (its labels and preprocessing: {path.name})",
             where=str(path),
             fix="export with `cnnlab export CHECKPOINT` (it writes the .json next to the model) and keep them together",
         )

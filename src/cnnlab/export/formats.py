@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.core.errors import CnnlabError, ConfigError
+from cnnlab.core.errors import CnnlabError, ConfigError, DataError
 from cnnlab.core.rundir import atomic_write_bytes
 from cnnlab.export.card import ModelCard, card_path, save_card
 
@@ -42,6 +42,7 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".s
 
 VERIFY_BATCHES = (1, 3)  # batch sizes checked: one, and one the export never saw (it traces with 2)
 ATOL, RTOL = 1e-4, 1e-3
+_ONNX_FIX = "pass the .onnx that `cnnlab export` wrote (export again if the file was damaged)"
 
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 (B, C, H, W) -> logits (B, K)
 
@@ -163,13 +164,37 @@ def onnx_bytes(model: nn.Module, input_size: Sequence[int]) -> bytes:
 
 
 def onnx_session(model: bytes | str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session for an ONNX file or bytes (``threads``: intra-op threads, None: all cores)."""
+    """An onnxruntime CPU session for an ONNX file or bytes (``threads``: intra-op threads, None: all cores).
+
+    A file that is missing, or that onnxruntime cannot load, is a :class:`DataError` naming it.
+
+    >>> import tempfile
+    >>> junk = Path(tempfile.mkdtemp()) / "model.onnx"
+    >>> _ = junk.write_text("not a model")
+    >>> onnx_session(junk)
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.DataError: not an ONNX model (could not parse it) [.../model.onnx]. Fix: ...
+    """
     ort = _require("onnxruntime", "export")
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
-    source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    if isinstance(model, bytes):
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    path = Path(model)
+    if not path.is_file():
+        raise DataError("ONNX model not found", where=str(path), fix="check the path (`cnnlab export` prints it)")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, InvalidArgument, Fail, ...)
+        detail = str(exc).split("failed:", 1)[-1].strip()
+        what = (
+            "not an ONNX model (could not parse it)"
+            if type(exc).__name__ == "InvalidProtobuf"
+            else f"onnxruntime cannot load this ONNX model ({detail})"
+        )
+        raise DataError(what, where=str(path), fix=_ONNX_FIX) from None
 
 
 def _require(module: str, extra: str) -> Any:

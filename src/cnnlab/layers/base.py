@@ -141,6 +141,7 @@ class Layer(nn.Module, ABC):
                 f"{type(self).__name__}: input_shape must be a tuple of positive ints. Received: input_shape={shape!r}",
                 fix="give the per-sample shape channels-first, without the batch axis, e.g. (1, 28, 28)",
             )
+        check_channels_first(tuple(shape))
         return tuple(shape)
 
     def extra_repr(self) -> str:
@@ -212,6 +213,31 @@ def snake_case(name: str) -> str:
 
 
 # ----- argument checks shared by the layers ----------------------------------------------------
+_ORDERS = {3: ("H, W, C", "(C, H, W)"), 4: ("D, H, W, C", "(C, D, H, W)")}  # rank: (Keras order, cnnlab order)
+
+
+def check_channels_first(shape: Shape, what: str = "input_shape", fix: str | None = None) -> None:
+    """Refuse an image shape that looks channels-last (Keras' ``(H, W, C)``); cnnlab.layers are channels-first.
+
+    It looks so when its last axis has 1, 3 or 4 values (grey, RGB, RGBA) and every other axis more than
+    4: read channels-first, it would be an image a few pixels wide with many channels.
+
+    >>> check_channels_first((1, 28, 28)), check_channels_first((8, 4, 4))  # channels-first: fine
+    (None, None)
+    >>> check_channels_first((28, 28, 1))
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ShapeError: input_shape (28, 28, 1) looks channels-last (Keras order H, W, C); ...
+    """
+    if len(shape) not in _ORDERS or shape[-1] not in (1, 3, 4) or min(shape[:-1]) <= 4:
+        return
+    keras, ours = _ORDERS[len(shape)]
+    raise ShapeError(
+        f"{what} {shape} looks channels-last (Keras order {keras}); cnnlab.layers takes {ours}",
+        fix=fix or f"use {(shape[-1], *shape[:-1])}",
+    )
+
+
 def check_positive(layer: str, arg: str, value: Any, rank: int | None = None) -> Any:
     """A positive int, or (with ``rank``) an int or ``rank`` positive ints, returned as a tuple.
 

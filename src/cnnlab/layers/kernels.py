@@ -156,15 +156,30 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
     >>> load_grayscale(file).shape
     torch.Size([4, 5])
     """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            grey = ImageOps.exif_transpose(img).convert("L")
+        with warnings.catch_warnings():
+            # Pillow warns above its pixel limit and raises above twice that; both are refused here.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                grey = ImageOps.exif_transpose(img).convert("L")
     except FileNotFoundError:
         raise DataError("image file not found", where=str(path), fix="check the path") from None
+    except IsADirectoryError:
+        raise DataError("this is a folder, not an image file", where=str(path), fix="pass one image file") from None
     except UnidentifiedImageError:
         raise DataError("not an image Pillow can read", where=str(path), fix="pass a PNG or JPEG file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"refused as a decompression bomb ({exc})", where=str(path), fix="pass a smaller image"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncated or corrupt data as OSError
+        raise DataError(
+            f"corrupt or truncated image ({exc})", where=str(path), fix="re-export the image or pass another"
+        ) from None
     return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
 
 

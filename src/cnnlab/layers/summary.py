@@ -96,6 +96,12 @@ class ModelSummary:
         return sum(row.macs or 0 for row in self.layers if row.is_leaf)
 
     @property
+    def weight_macs(self) -> int:
+        """Multiply-adds of the convolution and dense layers only: the convention of torchvision's model
+        tables and most papers (BatchNorm's per-pixel scale and shift left out)."""
+        return sum(row.macs or 0 for row in self.layers if row.is_leaf and "BatchNorm" not in row.type)
+
+    @property
     def activation_bytes(self) -> int:
         """Bytes of every leaf layer's output for the whole batch."""
         return sum(row.memory_bytes for row in self.layers if row.is_leaf)

@@ -16,7 +16,7 @@ from cnnlab.models import (
     vgg,
 )
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import create_model, list_models, model_entry, register_model
+from cnnlab.models.registry import create_model, input_options, list_models, model_entry, register_model
 from cnnlab.models.weights import WeightSpec, load_weights, weight_spec, weight_specs
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "create_model",
     "efficientnet",
     "googlenet",
+    "input_options",
     "lenet",
     "list_models",
     "load_weights",

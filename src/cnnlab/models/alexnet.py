@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs (one-GPU variant, 2014)"
 
@@ -86,7 +86,7 @@ def _create_alexnet(num_classes: int, in_chans: int, small_input: bool) -> AlexN
     return AlexNet(num_classes=num_classes, in_chans=in_chans, small_input=small_input)
 
 
-@register_model("alexnet", paper=PAPER)
+@register_model("alexnet", paper=PAPER, min_size=15, small_input_max=SMALL_INPUT_MAX)
 def alexnet(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> AlexNet:
     """AlexNet, 61,100,840 parameters at 1000 classes."""
     return _create_alexnet(num_classes, in_chans, small_input)

@@ -27,7 +27,7 @@ from torch import nn
 
 from cnnlab.core.shapes import same_padding
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "Tan & Le 2019, EfficientNet: Rethinking Model Scaling for CNNs (Lite variant, 2020)"
 _BN_EPS = 1e-3
@@ -141,7 +141,7 @@ def _create_efficientnet_lite(
     return EfficientNetLite(stages, num_classes=num_classes, in_chans=in_chans, small_input=small_input)
 
 
-@register_model("efficientnet_lite0", paper=PAPER)
+@register_model("efficientnet_lite0", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> EfficientNetLite:
     """EfficientNet-Lite0, 4,652,008 parameters at 1000 classes; ImageNet weights: ``efficientnet_lite0.imagenet``."""
     return _create_efficientnet_lite(_LITE0_STAGES, num_classes, in_chans, small_input)

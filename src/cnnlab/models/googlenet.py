@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "Szegedy et al. 2015, Going Deeper with Convolutions"
 
@@ -227,7 +227,7 @@ def _create_googlenet(num_classes: int, in_chans: int, aux_logits: bool, small_i
     return GoogLeNet(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, small_input=small_input)
 
 
-@register_model("googlenet", paper=PAPER)
+@register_model("googlenet", paper=PAPER, min_size=2, small_input_max=SMALL_INPUT_MAX)
 def googlenet(
     num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, small_input: bool = False
 ) -> GoogLeNet:

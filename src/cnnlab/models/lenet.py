@@ -15,13 +15,22 @@ fixed, hand-set parameters, not trained. Here C3 is fully connected (2,416), the
 parameters, and the output is a trained linear layer (850): 156 + 2,416 + 48,120 + 10,164 + 850.
 The paper's scaled activation 1.7159 tanh(2x/3) is plain tanh here.
 
-Small input (``small_input=True``): MNIST's 28x28 digits get 2 pixels of zero padding in C1, which
-is what LeCun did (the paper centres the 28x28 digits in a 32x32 field), so the rest is unchanged.
+Input sizes. At 32x32 the net is the paper's. Small input (``small_input=True``, which
+:func:`~cnnlab.models.registry.input_options` picks for images with a side under 32): 2 pixels of
+zero padding in C1, so MNIST's 28x28 digits are laid out exactly as LeCun did (the paper centres
+them in a 32x32 field). Any other size (12x12 and up) is adapted, not refused: an adaptive average
+pool brings S4's maps to the 5x5 that C5 was drawn for. It is the identity at 32x32 (and 28x28
+padded), so the published layout and its 61,706 parameters stay; a flatten size computed from the
+input would instead change C5's 48,120 weights with every image size, and a pretrained LeNet would
+no longer load. Larger images (40x56 -> S4 7x11) are averaged down, smaller ones (20x20 padded ->
+S4 3x3) spread out, like AlexNet's and VGG's adaptive pool before their classifiers.
 
 >>> import torch
 >>> lenet5()(torch.zeros(2, 1, 32, 32)).shape
 torch.Size([2, 10])
 >>> lenet5(small_input=True, variant="modern")(torch.zeros(2, 1, 28, 28)).shape
+torch.Size([2, 10])
+>>> lenet5(in_chans=3)(torch.zeros(2, 3, 40, 56)).shape  # S4 is 16x7x11, pooled to 16x5x5
 torch.Size([2, 10])
 >>> sum(p.numel() for p in lenet5().parameters())
 61706
@@ -44,7 +53,7 @@ Variant = Literal["classic", "modern"]
 
 
 class LeNet5(Classifier):
-    """``features``: C1, act, S2, C3, act, S4; ``classifier``: C5, act, F6, act, output."""
+    """``features``: C1, act, S2, C3, act, S4; ``pool`` (adaptive, to 5x5); ``classifier``: C5, act, F6, act, output."""
 
     first_conv = "features.0"
     classifier_layers = ("classifier.4",)
@@ -67,6 +76,7 @@ class LeNet5(Classifier):
             pool(2),  # S4: (B, 16, 5, 5)
         )
         self.num_features = 16
+        self.pool = nn.AdaptiveAvgPool2d((5, 5))  # identity at 32x32 input; other sizes to C5's 5x5
         self.classifier = nn.Sequential(
             nn.Linear(16 * 5 * 5, 120),  # C5
             act(),
@@ -76,10 +86,10 @@ class LeNet5(Classifier):
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, 16, 5, 5)
+        return self.features(x)  # (B, 16, 5, 5) at 32x32 input
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(x, 1))
+        return self.classifier(torch.flatten(self.pool(x), 1))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier[4] = nn.Linear(84, num_classes)
@@ -89,7 +99,7 @@ def _create_lenet(num_classes: int, in_chans: int, variant: Variant, small_input
     return LeNet5(num_classes=num_classes, in_chans=in_chans, variant=variant, small_input=small_input)
 
 
-@register_model("lenet5", paper=PAPER, default_input=(1, 32, 32))
+@register_model("lenet5", paper=PAPER, default_input=(1, 32, 32), min_size=12, small_input_max=31)
 def lenet5(num_classes: int = 10, in_chans: int = 1, variant: Variant = "classic", small_input: bool = False) -> LeNet5:
-    """LeNet-5 for 1x32x32 (28x28 with ``small_input``), 61,706 parameters at 10 classes."""
+    """LeNet-5 for 1x32x32 (28x28 with ``small_input``; other sizes adapt), 61,706 parameters at 10 classes."""
     return _create_lenet(num_classes, in_chans, variant, small_input)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks"
 
@@ -135,7 +135,7 @@ def _create_mobilenet_v2(num_classes: int, in_chans: int, width_mult: float, sma
     return MobileNetV2(num_classes=num_classes, in_chans=in_chans, width_mult=width_mult, small_input=small_input)
 
 
-@register_model("mobilenet_v2", paper=PAPER)
+@register_model("mobilenet_v2", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def mobilenet_v2(
     num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, small_input: bool = False
 ) -> MobileNetV2:

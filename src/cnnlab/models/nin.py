@@ -86,7 +86,7 @@ def _create_nin(num_classes: int, in_chans: int) -> NIN:
     return NIN(num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model("nin", paper=PAPER, default_input=(3, 32, 32))
+@register_model("nin", paper=PAPER, default_input=(3, 32, 32), min_size=4)
 def nin(num_classes: int = 10, in_chans: int = 3) -> NIN:
     """The CIFAR-10 Network in Network, 966,986 parameters at 10 classes."""
     return _create_nin(num_classes, in_chans)

@@ -9,6 +9,8 @@ True
 Traceback (most recent call last):
 ...
 cnnlab.core.errors.RegistryError: unknown model 'resnet_18'; did you mean 'resnet18'...
+>>> input_options("resnet18", (3, 32, 32)), input_options("resnet18", (3, 224, 224))
+({'small_input': True}, {})
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 
 from torch import nn
 
+from cnnlab.core.errors import ConfigError
 from cnnlab.core.registry import Registry
 from cnnlab.models.weights import WeightSpec, load_weights, resolve_weights
 
@@ -28,25 +31,46 @@ Task = Literal["classify", "segment"]
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about one architecture."""
+    """What the registry knows about one architecture.
+
+    ``min_size``: the shortest image side the net takes (with the layout :func:`input_options` picks);
+    below it the strides and pools leave no pixel. ``small_input_max``: the builder has a
+    ``small_input`` layout, used for images whose shorter side is at most this (``None``: no such option).
+    """
 
     name: str
     builder: Callable[..., nn.Module]
     paper: str
     default_input: tuple[int, int, int]  # (C, H, W) the paper used
     task: Task = "classify"
+    min_size: int = 1
+    small_input_max: int | None = None
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
+# Images whose shorter side is at most this get an ImageNet net's ``small_input`` layout: its stride-1
+# stem keeps 28x28 to 64x64 images (MNIST, CIFAR, Tiny ImageNet) from shrinking to 1x1-2x2 maps.
+SMALL_INPUT_MAX = 64
+
 
 def register_model(
-    name: str, *, paper: str, default_input: tuple[int, int, int] = (3, 224, 224), task: Task = "classify"
+    name: str,
+    *,
+    paper: str,
+    default_input: tuple[int, int, int] = (3, 224, 224),
+    task: Task = "classify",
+    min_size: int = 1,
+    small_input_max: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a builder ``fn(num_classes=..., in_chans=..., **kw) -> nn.Module``."""
+    """Decorator registering a builder ``fn(num_classes=..., in_chans=..., **kw) -> nn.Module``.
+
+    ``min_size`` and ``small_input_max`` are the input-size rules of :class:`ModelEntry`
+    (``tests/models/test_input_sizes.py`` checks them against real forward passes).
+    """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS.add(name, ModelEntry(name, builder, paper, default_input, task))
+        MODELS.add(name, ModelEntry(name, builder, paper, default_input, task, min_size, small_input_max))
         return builder
 
     return decorator
@@ -85,6 +109,15 @@ def create_model(
         weights, spec = resolve_weights(weights)
     if num_classes is None and spec is not None:
         num_classes = spec.num_classes
+    for option, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(
+                f"{option} must be a whole number >= 1. Received: {option}={value!r}",
+                where=f"create_model({name!r})",
+                fix=f"pass {option} as a positive integer (the number of "
+                + ("classes" if option == "num_classes" else "image channels: 1 grey, 3 RGB")
+                + ")",
+            )
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
@@ -93,6 +126,43 @@ def create_model(
     if weights is not None:
         load_weights(model, weights, model_name=name)
     return model
+
+
+def input_options(name: str, input_size: tuple[int, ...]) -> dict[str, object]:
+    """The builder options right for ``(C, H, W)`` images, or a :class:`ConfigError` if the net cannot take them.
+
+    The one place that knows which input sizes each model takes: nets with a ``small_input`` layout
+    (the ImageNet nets' stride-1 stems, LeNet-5's 2-pixel padding) get ``{"small_input": True}``
+    when the image's shorter side is at most their ``small_input_max`` (the shorter side decides: it
+    is the one the strides use up first), and images with a side under the model's ``min_size``
+    are refused here, before anything is built, naming the smallest size that works.
+
+    >>> input_options("lenet5", (1, 28, 28)), input_options("lenet5", (3, 32, 32))
+    ({'small_input': True}, {})
+    >>> model = create_model("lenet5", num_classes=3, in_chans=3, **input_options("lenet5", (3, 40, 56)))
+    >>> input_options("resnet9", (1, 6, 6))
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ConfigError: resnet9 needs images of at least 8x8 pixels; these are 6x6 [resnet9]...
+    """
+    entry = model_entry(name)
+    if len(input_size) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in input_size):
+        raise ConfigError(
+            f"input_size must be (channels, height, width), three whole numbers >= 1. Received: {input_size!r}",
+            where=name,
+            fix="pass the shape of one image, channels first, e.g. (3, 32, 32)",
+        )
+    _, height, width = input_size
+    if min(height, width) < entry.min_size:
+        size = entry.min_size
+        raise ConfigError(
+            f"{name} needs images of at least {size}x{size} pixels; these are {height}x{width}",
+            where=name,
+            fix=f"resize them larger (cnnlab train --img-size {size} or more), "
+            "or pick a net for tiny images (resnet20 takes any size)",
+        )
+    small = entry.small_input_max is not None and min(height, width) <= entry.small_input_max
+    return {"small_input": True} if small else {}
 
 
 def _import_families() -> None:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition"
 
@@ -150,31 +150,31 @@ def _create_resnet(name: str, num_classes: int, in_chans: int, small_input: bool
     return ResNet(block, layers, num_classes=num_classes, in_chans=in_chans, small_input=small_input)
 
 
-@register_model("resnet18", paper=PAPER)
+@register_model("resnet18", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def resnet18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
     """ResNet-18 (basic blocks 2-2-2-2), 11,689,512 parameters at 1000 classes."""
     return _create_resnet("resnet18", num_classes, in_chans, small_input)
 
 
-@register_model("resnet34", paper=PAPER)
+@register_model("resnet34", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def resnet34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
     """ResNet-34 (basic blocks 3-4-6-3), 21,797,672 parameters at 1000 classes."""
     return _create_resnet("resnet34", num_classes, in_chans, small_input)
 
 
-@register_model("resnet50", paper=PAPER)
+@register_model("resnet50", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
     """ResNet-50 (bottlenecks 3-4-6-3), 25,557,032 parameters at 1000 classes."""
     return _create_resnet("resnet50", num_classes, in_chans, small_input)
 
 
-@register_model("resnet101", paper=PAPER)
+@register_model("resnet101", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def resnet101(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
     """ResNet-101 (bottlenecks 3-4-23-3), 44,549,160 parameters at 1000 classes."""
     return _create_resnet("resnet101", num_classes, in_chans, small_input)
 
 
-@register_model("resnet152", paper=PAPER)
+@register_model("resnet152", paper=PAPER, small_input_max=SMALL_INPUT_MAX)
 def resnet152(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
     """ResNet-152 (bottlenecks 3-8-36-3), 60,192,808 parameters at 1000 classes."""
     return _create_resnet("resnet152", num_classes, in_chans, small_input)

@@ -69,19 +69,19 @@ class ResNet9(Classifier):
         self.classifier = nn.Linear(self.num_features, num_classes, bias=False)
 
 
-@register_model("resnet9", paper=PAPER, default_input=(3, 32, 32))
+@register_model("resnet9", paper=PAPER, default_input=(3, 32, 32), min_size=8)
 def resnet9(num_classes: int = 10, in_chans: int = 3) -> ResNet9:
     """Page's ResNet-9 (widths 64-128-256-512), 6,573,120 parameters at 3x32x32 -> 10."""
     return ResNet9(num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model("resnet9_w16", paper=PAPER + ", width 16", default_input=(1, 28, 28))
+@register_model("resnet9_w16", paper=PAPER + ", width 16", default_input=(1, 28, 28), min_size=8)
 def resnet9_w16(num_classes: int = 10, in_chans: int = 1) -> ResNet9:
     """ResNet-9 at a quarter of the width (16-32-64-128): 412,656 parameters at 1x28x28 -> 10."""
     return ResNet9(num_classes=num_classes, in_chans=in_chans, width=16)
 
 
-@register_model("resnet9_w32", paper=PAPER + ", width 32", default_input=(1, 28, 28))
+@register_model("resnet9_w32", paper=PAPER + ", width 32", default_input=(1, 28, 28), min_size=8)
 def resnet9_w32(num_classes: int = 10, in_chans: int = 1) -> ResNet9:
     """ResNet-9 at half the width (32-64-128-256): 1,645,536 parameters at 1x28x28 -> 10."""
     return ResNet9(num_classes=num_classes, in_chans=in_chans, width=32)

@@ -55,7 +55,12 @@ class CnnSmall(nn.Module):
         self.classifier = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("cnn_small", paper="cnnlab demo net (VGG-style, Simonyan & Zisserman 2014)", default_input=(1, 28, 28))
+@register_model(
+    "cnn_small",
+    paper="cnnlab demo net (VGG-style, Simonyan & Zisserman 2014)",
+    default_input=(1, 28, 28),
+    min_size=4,
+)
 def cnn_small(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> CnnSmall:
     """The small demo CNN (65,834 parameters for 1x28x28 -> 10)."""
     return CnnSmall(num_classes=num_classes, in_chans=in_chans, **kwargs)
@@ -65,9 +70,11 @@ class FashionCnn(nn.Module):
     """The classic Fashion-MNIST CNN of the speed benchmark (Keras-style, 28x28x1).
 
     Conv32same-BN-ReLU, Conv32valid-BN-ReLU, MaxPool2, Dropout; Conv64same-BN-ReLU,
-    Conv64valid-BN-ReLU, MaxPool2, Dropout; Dense512-BN-ReLU-Dropout; Dense10 (28x28 input only). Keras reports
+    Conv64valid-BN-ReLU, MaxPool2, Dropout; Dense512-BN-ReLU-Dropout; Dense10. Keras reports
     892,650 parameters because it counts BatchNorm's moving mean and variance (1,408 values);
-    PyTorch keeps those as buffers, so ``sum(p.numel())`` is 891,242.
+    PyTorch keeps those as buffers, so ``sum(p.numel())`` is 891,242. Drawn for 28x28 images (the features
+    end as 64x5x5); other sizes (10x10 and up) pass an adaptive average pool to that 5x5 first, the
+    identity at 28x28, so the Keras layout and parameter count stay.
 
     >>> sum(p.numel() for p in FashionCnn().parameters()), sum(b.numel() for b in FashionCnn().buffers() if b.dim())
     (891242, 1408)
@@ -96,12 +103,13 @@ class FashionCnn(nn.Module):
             nn.Dropout(2 * dropout),
         )  # 28x28 -> 28 (same) -> 26 (valid) -> 13 (pool) -> 13 -> 11 -> 5: 5x5x64 = 1,600 features
         self.classifier = nn.Linear(512, num_classes)
+        self.pool = nn.AdaptiveAvgPool2d((5, 5))  # identity at 28x28 input; other sizes to the neck's 5x5
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # (B, 64, 5, 5) for 28x28 input
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.neck(x))
+        return self.classifier(self.neck(self.pool(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -111,8 +119,11 @@ class FashionCnn(nn.Module):
 
 
 @register_model(
-    "fashion_cnn", paper="Classic Keras Fashion-MNIST CNN (892,650 params in Keras)", default_input=(1, 28, 28)
+    "fashion_cnn",
+    paper="Classic Keras Fashion-MNIST CNN (892,650 params in Keras)",
+    default_input=(1, 28, 28),
+    min_size=10,
 )
 def fashion_cnn(num_classes: int = 10, in_chans: int = 1, **kwargs: object) -> FashionCnn:
-    """The 891,242-parameter (Keras: 892,650) benchmark CNN for 28x28 inputs."""
+    """The 891,242-parameter (Keras: 892,650) benchmark CNN for 28x28 inputs (other sizes adapt)."""
     return FashionCnn(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import Classifier
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import SMALL_INPUT_MAX, register_model
 
 PAPER = "Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
@@ -109,49 +109,49 @@ def _create_vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, 
     return VGG(_CONFIGS[config], num_classes, in_chans, batch_norm=batch_norm, small_input=small_input)
 
 
-@register_model("vgg11", paper=PAPER)
+@register_model("vgg11", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg11(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-11 (configuration A), 132,863,336 parameters at 1000 classes."""
     return _create_vgg("A", False, num_classes, in_chans, small_input)
 
 
-@register_model("vgg11_bn", paper=PAPER)
+@register_model("vgg11_bn", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-11 with BatchNorm, 132,868,840 parameters at 1000 classes."""
     return _create_vgg("A", True, num_classes, in_chans, small_input)
 
 
-@register_model("vgg13", paper=PAPER)
+@register_model("vgg13", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg13(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-13 (configuration B), 133,047,848 parameters at 1000 classes."""
     return _create_vgg("B", False, num_classes, in_chans, small_input)
 
 
-@register_model("vgg13_bn", paper=PAPER)
+@register_model("vgg13_bn", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-13 with BatchNorm, 133,053,736 parameters at 1000 classes."""
     return _create_vgg("B", True, num_classes, in_chans, small_input)
 
 
-@register_model("vgg16", paper=PAPER)
+@register_model("vgg16", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg16(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-16 (configuration D), 138,357,544 parameters at 1000 classes."""
     return _create_vgg("D", False, num_classes, in_chans, small_input)
 
 
-@register_model("vgg16_bn", paper=PAPER)
+@register_model("vgg16_bn", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-16 with BatchNorm, 138,365,992 parameters at 1000 classes."""
     return _create_vgg("D", True, num_classes, in_chans, small_input)
 
 
-@register_model("vgg19", paper=PAPER)
+@register_model("vgg19", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg19(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-19 (configuration E), 143,667,240 parameters at 1000 classes."""
     return _create_vgg("E", False, num_classes, in_chans, small_input)
 
 
-@register_model("vgg19_bn", paper=PAPER)
+@register_model("vgg19_bn", paper=PAPER, min_size=16, small_input_max=SMALL_INPUT_MAX)
 def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> VGG:
     """VGG-19 with BatchNorm, 143,678,248 parameters at 1000 classes."""
     return _create_vgg("E", True, num_classes, in_chans, small_input)

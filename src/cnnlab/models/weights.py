@@ -31,12 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import WeightsError
 from cnnlab.core.registry import Registry
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 

@@ -1,4 +1,4 @@
-"""Figures written into run folders (matplotlib, Agg backend: no screen needed).
+"""Figures written into run folders (matplotlib Figures without pyplot: no screen, no backend switch).
 
 Every function takes plain numbers or uint8 image arrays (never a model) and returns the PNG's path.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.core.rundir import save_figure
+from cnnlab.report.figures import save_figure, subplots
 
 
 def plot_confusion_matrix(
@@ -29,12 +29,11 @@ def plot_confusion_matrix(
     >>> plot_confusion_matrix(np.array([[5, 1], [0, 4]]), ["cat", "dog"], out).stat().st_size > 1000
     True
     """
-    plt = _pyplot()
     counts = np.asarray(counts)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     n = len(class_names)
     size = max(4.0, 0.55 * n + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = subplots(figsize=(size + 1, size))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     ax.set(
@@ -46,7 +45,8 @@ def plot_confusion_matrix(
         ylabel="true",
         title=f"{title} (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})",
     )
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
+    for label in ax.get_xticklabels():
+        label.set(rotation=45, ha="right", rotation_mode="anchor")
     if n <= 30:
         for i in range(n):
             for j in range(n):
@@ -66,9 +66,8 @@ def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) ->
     >>> plot_training_curves(rows, pathlib.Path(tempfile.mkdtemp()) / "curves.png").suffix
     '.png'
     """
-    plt = _pyplot()
     epochs = [int(row["epoch"]) for row in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
         for prefix, style in (("", "-o"), ("val_", "--s")):
             values = _column(rows, prefix + key)
@@ -89,8 +88,7 @@ def plot_lr_schedule(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     >>> plot_lr_schedule([{"epoch": 1, "lr": 0.01}, {"epoch": 2, "lr": 0.001}], out).name
     'lr.png'
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = subplots(figsize=(6, 3.2))
     ax.plot([int(row["epoch"]) for row in rows], _column(rows, "lr") or [], "-o", markersize=4)
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (end of epoch)")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
@@ -111,14 +109,13 @@ def plot_reliability(bins: Mapping[str, Sequence[float]], ece: float, path: str 
     >>> plot_reliability(bins, 0.14, pathlib.Path(tempfile.mkdtemp()) / "rel.png").name
     'rel.png'
     """
-    plt = _pyplot()
     edges = np.asarray(bins["edges"], dtype=float)
     count = np.asarray(bins["count"], dtype=float)
     accuracy = np.asarray(bins["accuracy"], dtype=float)
     confidence = np.asarray(bins["confidence"], dtype=float)
     width, left = np.diff(edges), edges[:-1]
     filled = count > 0
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    fig, (top, bottom) = subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
     top.bar(left[filled], accuracy[filled], width[filled], align="edge", edgecolor="black", label="accuracy")
     centres = (left + width / 2)[filled]
     top.scatter(centres, confidence[filled], marker="_", s=400, linewidths=2.5, color="red", label="mean confidence")
@@ -140,10 +137,9 @@ def plot_image_grid(
     >>> plot_image_grid(tiles, ["black", "white"], pathlib.Path(tempfile.mkdtemp()) / "grid.png").name
     'grid.png'
     """
-    plt = _pyplot()
     columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + (0.4 if title else 0)), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + (0.4 if title else 0)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, titles, strict=False):
@@ -168,10 +164,9 @@ def plot_mistakes(
     >>> plot_mistakes([np.zeros((8, 8), np.uint8)], [np.eye(8)], ["cat as dog"], out, "Mistakes").name
     'worst.png'
     """
-    plt = _pyplot()
     columns = 2 * max(1, min(4, len(images)))
     rows = max(1, -(-2 * len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.9 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(1.7 * columns, 1.9 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (image, heat, caption) in enumerate(zip(images, heatmaps, captions, strict=True)):
@@ -203,15 +198,6 @@ def _integer_ticks() -> Any:
     return MaxNLocator(integer=True)
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
 def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path: str | Path) -> Path:
     """Save the LR range test: smoothed loss against LR (log scale), the suggestion marked.
 
@@ -220,12 +206,7 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     >>> plot_lr_find([1e-4, 1e-3, 1e-2], [2.0, 1.0, 3.0], 1e-3, out).stat().st_size > 1000
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(lrs, losses)
     ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.1e}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title="LR range test")

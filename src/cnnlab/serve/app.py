@@ -70,7 +70,9 @@ def create_app(
     async def upload(request: Request) -> Image.Image:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_upload_bytes:  # refuse before reading when the client says so
-            raise UploadRejected(f"upload is larger than the limit of {max_upload_bytes:,} bytes", status=413)
+            raise UploadRejected(
+                f"upload is larger than the limit of {max_upload_bytes:,} bytes", status=413, fix="send a smaller image"
+            )
         body = await read_limited(request.stream(), max_upload_bytes)
         data = image_bytes(body, request.headers.get("content-type", ""))
         return await run_in_threadpool(decode_image, data, max_pixels)
@@ -91,8 +93,9 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: Request, top_k: int = Query(default_top_k, ge=1, le=1000)) -> Any:
-        if card.task != "classify":
-            return unavailable("predict", f"'{card.name}' is a segmentation model", "POST the image to /segment", 404)
+        if "predict" not in served.routes:
+            why = f"'{card.name}' is a {card.task} model"
+            return unavailable("predict", why, f"POST the image to {' or '.join('/' + r for r in served.routes)}", 404)
         image = await upload(request)
         start = time.perf_counter()
         probs = await run_in_threadpool(lambda: served.predict(card.preprocess(image)[None])[0])
@@ -105,8 +108,8 @@ def create_app(
     async def explain(request: Request, target: str | None = Query(None, description="class name or index")) -> Any:
         if not served.can_explain:
             why = (
-                f"'{card.name}' is a segmentation model"
-                if card.task != "classify"
+                f"'{card.name}' is a {card.task} model"
+                if "explain" not in served.routes
                 else "Grad-CAM needs the PyTorch model's gradients, which an .onnx file does not carry"
             )
             return unavailable("explain", why, "serve the checkpoint: cnnlab serve CHECKPOINT", 422)
@@ -122,8 +125,8 @@ def create_app(
 
     @app.post("/segment")
     async def segment(request: Request, view: str = Query("mask", pattern="^(mask|overlay)$")) -> Any:
-        if served.segmenter is None:
-            why = f"'{card.name}' is a classifier, and /segment needs a segmentation model"
+        if "segment" not in served.routes or served.segmenter is None:
+            why = f"'{card.name}' is a {card.task} model, and /segment needs a segmentation model"
             return unavailable("segment", why, "serve a `cnnlab train --task segment` checkpoint", 404)
         image = await upload(request)
         png = await run_in_threadpool(_segment_png, served, image, view)

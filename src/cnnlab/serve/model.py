@@ -22,16 +22,28 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.core.errors import ConfigError
-from cnnlab.export import ExportError, ModelCard, eager_runner, load_card, onnx_bytes, onnx_session, verify
+from cnnlab.core.errors import CnnlabError, ConfigError, RunDirError
+from cnnlab.export import (
+    ExportError,
+    ModelCard,
+    eager_runner,
+    load_card,
+    onnx_bytes,
+    onnx_session,
+    verify,
+)
+
+if TYPE_CHECKING:
+    from cnnlab.tasks.base import Task
 
 RUNTIMES = ("auto", "onnx", "torch")
+CHECKPOINT_FIX = "pass a run folder (runs/<task>/<name>-<n>) or a checkpoint .pt written by `cnnlab train`"
 
 
 class ServedModel:
@@ -44,11 +56,13 @@ class ServedModel:
         session: Any = None,
         torch_model: nn.Module | None = None,
         segmenter: Any = None,
+        routes: tuple[str, ...] | None = None,
     ) -> None:
         self.card = card
+        self.routes = routes if routes is not None else _task_routes(card.task)  # endpoints its task answers
         self.session = session  # onnxruntime.InferenceSession or None
         self.torch_model = torch_model
-        self.segmenter = segmenter  # cnnlab.segment.SegmentationModel or None
+        self.segmenter = segmenter  # cnnlab.tasks.segment.SegmentationModel or None
         self._lock = threading.Lock()
 
     @property
@@ -59,7 +73,7 @@ class ServedModel:
     @property
     def can_explain(self) -> bool:
         """Grad-CAM needs the PyTorch classifier (gradients)."""
-        return self.torch_model is not None and self.card.task == "classify"
+        return self.torch_model is not None and "explain" in self.routes
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``(B, K)`` for a preprocessed float32 batch ``(B, C, H, W)``."""
@@ -94,9 +108,9 @@ class ServedModel:
             **self.card.to_dict(),
             "runtime": self.runtime,
             "endpoints": {
-                "predict": self.card.task == "classify",
+                "predict": "predict" in self.routes,
                 "explain": self.can_explain,
-                "segment": self.segmenter is not None,
+                "segment": "segment" in self.routes and self.segmenter is not None,
             },
         }
 
@@ -118,30 +132,69 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
     if path.suffix == ".onnx":
         if runtime == "torch":
             raise ConfigError("an .onnx file runs on onnxruntime", where="--runtime", fix="drop --runtime torch")
-        return ServedModel(load_card(path), session=onnx_session(path))
-    from cnnlab.segment import SegmentationModel, segmentation_checkpoint
-
-    checkpoint = segmentation_checkpoint(path)
-    if checkpoint is not None:
-        segmenter = SegmentationModel.load(checkpoint)
+        session = onnx_session(path)  # first: a file that is no model is the problem, not its missing card
+        return ServedModel(load_card(path), session=session)
+    task, predictor = load_trained(path)
+    if task.routes == ("segment",):
         card = ModelCard(
-            name=type(segmenter.model).__name__,
-            classes=tuple(segmenter.classes),
-            input_size=(segmenter.channels, segmenter.tile, segmenter.tile),
-            mean=tuple(segmenter.mean),
-            std=tuple(segmenter.std),
-            task="segment",
+            name=type(predictor.model).__name__,
+            classes=tuple(predictor.classes),
+            input_size=(predictor.channels, predictor.tile, predictor.tile),
+            mean=tuple(predictor.mean),
+            std=tuple(predictor.std),
+            task=task.name,
         )
-        return ServedModel(card, segmenter=segmenter)
+        return ServedModel(card, segmenter=predictor, routes=task.routes)
     from cnnlab.explain import default_target_layer
-    from cnnlab.inference import load_classifier
 
-    classifier = load_classifier(path)
+    classifier = predictor
     card = ModelCard.from_classifier(classifier, default_target_layer(classifier.model))
     if runtime == "auto":
         runtime = "onnx" if all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")) else "torch"
     session = _verified_session(classifier.model, card) if runtime == "onnx" else None
-    return ServedModel(card, session=session, torch_model=classifier.model)
+    return ServedModel(card, session=session, torch_model=classifier.model, routes=task.routes)
+
+
+def load_trained(target: str | Path) -> tuple[Task, Any]:
+    """The :class:`cnnlab.tasks.Task` that wrote ``target`` and its loaded predictor (``Task.load``).
+
+    ``target`` is a run folder (its ``checkpoints/best.pt`` is loaded) or a checkpoint ``.pt``. What
+    ``cnnlab serve`` and ``cnnlab export`` load: every way the path can be wrong (missing, a folder without
+    ``checkpoints/best.pt``, an empty or damaged file) is one error line naming it, with a fix for them.
+
+    >>> import tempfile
+    >>> load_trained(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ConfigError: not a run folder: it has no checkpoints/best.pt [...]. Fix: pass a run folder ...
+    """
+    from cnnlab.tasks import task_of
+    from cnnlab.tasks.base import checkpoint_of
+
+    target = Path(target)
+    checkpoint = checkpoint_of(target)
+    if target.is_dir() and not checkpoint.is_file():
+        raise _no_best(target)
+    if not checkpoint.is_file():
+        raise RunDirError("checkpoint not found", where=str(target), fix=CHECKPOINT_FIX)
+    try:
+        task = task_of(target)
+        return task, task.load(checkpoint)
+    except RunDirError as exc:  # empty, damaged or unsafe: the loader's fix is about resuming a run
+        raise RunDirError(exc.what, where=exc.where, fix=CHECKPOINT_FIX) from None
+
+
+def _no_best(folder: Path) -> CnnlabError:
+    """Why a folder has no ``checkpoints/best.pt``: a run that has not finished an epoch, or no run at all."""
+    if not (folder / "config.yaml").is_file():
+        return ConfigError("not a run folder: it has no checkpoints/best.pt", where=str(folder), fix=CHECKPOINT_FIX)
+    last = folder / "checkpoints" / "last.pt"
+    fix = (
+        f"pass {last} (where training stopped)"
+        if last.is_file()
+        else "wait for the first epoch to end if it is still training, else train again"
+    )
+    return RunDirError("the run has no checkpoints/best.pt yet", where=str(folder), fix=fix)
 
 
 def _verified_session(model: nn.Module, card: ModelCard) -> Any:
@@ -151,3 +204,10 @@ def _verified_session(model: nn.Module, card: ModelCard) -> Any:
     except ExportError as exc:
         raise ExportError(exc.what, where="serve --runtime onnx", fix="serve with --runtime torch") from None
     return session
+
+
+def _task_routes(task: str) -> tuple[str, ...]:
+    """The endpoints a task's models answer (an exported ``.onnx`` names its task in its card)."""
+    from cnnlab.tasks import TASKS
+
+    return TASKS.get(task).routes

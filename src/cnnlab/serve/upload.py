@@ -19,6 +19,7 @@ cnnlab.serve.upload.UploadRejected: not an image Pillow can read (PNG, JPEG, BMP
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import AsyncIterator
 
@@ -78,20 +79,31 @@ def image_bytes(body: bytes, content_type: str) -> bytes:
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode image bytes fully in memory; corrupt, non-image or oversized data is an :class:`UploadRejected`."""
+    """Decode image bytes fully in memory; corrupt, non-image or oversized data is an :class:`UploadRejected`.
+
+    Oversized means more than ``max_pixels``, judged from the header before decoding (decompression bombs).
+
+    >>> big = io.BytesIO()
+    >>> Image.new("L", (4000, 2000)).save(big, format="PNG")
+    >>> decode_image(big.getvalue(), max_pixels=4_000_000)
+    Traceback (most recent call last):
+    ...
+    cnnlab.serve.upload.UploadRejected: image is too large: 4000x2000 = 8 MP; the limit is 4 MP [upload]. Fix: ...
+    """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own limit counts as a bomb
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below is the limit
             image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise UploadRejected(
-                    f"image is too large: {width}x{height} = {width * height:,} pixels > {max_pixels:,}",
-                    fix="send a smaller image",
-                )
-            image.load()  # decode now: truncated data fails here, not later in a worker
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected(f"refused as a decompression bomb ({exc})", fix="send a smaller image") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _too_large(f"{width}x{height} = {width * height / 1e6:.3g} MP", max_pixels)
+        image.load()  # decode now: truncated data fails here, not later in a worker
+    except UploadRejected:
+        raise
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused before the size is known
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels[1]) / 1e6:.3g} MP" if pixels else "over Pillow's limit"
+        raise _too_large(size, min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS)) from None
     except UnidentifiedImageError:
         raise UploadRejected(
             "not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)", fix="upload an image file"
@@ -99,6 +111,13 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncated or corrupt data this way
         raise UploadRejected(f"corrupt or truncated image ({exc})", fix="re-export the image") from None
     return image
+
+
+def _too_large(size: str, max_pixels: int) -> UploadRejected:
+    """The one refusal for every oversized image (status 400, as for any image the server will not decode)."""
+    return UploadRejected(
+        f"image is too large: {size}; the limit is {max_pixels / 1e6:.3g} MP", fix="send a smaller image"
+    )
 
 
 def _file_part(body: bytes, content_type: str) -> bytes:

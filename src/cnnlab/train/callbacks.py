@@ -92,17 +92,22 @@ class RunLogger(Callback):
         where = f"epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}" if trainer.global_step else "the start"
         self.run.log(f"fit from {where}: {logs['epochs']} epochs x {logs['steps_per_epoch']} steps")
         self.run.log("speed plan: " + "; ".join(trainer.plan.reasons))
+        if trainer.schedule_note:
+            self.run.log(f"LR schedule: {trainer.schedule_note}")
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
         self.run.write_metrics(trainer.history)
         self.run.log(f"epoch {logs['epoch']}: {_format_logs(logs)}")
 
     def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
-        self.run.log(f"fit ended: {logs['stop_reason'] or 'all epochs done'}")
+        by = f" by {trainer.stop_signal}" if trainer.stop_signal else ""
+        self.run.log(f"fit ended: {logs['stop_reason'] or 'all epochs done'}{by}")
 
 
 class Checkpointer(Callback):
-    """Saves ``last.pt`` every epoch (and on Ctrl-C, mid-epoch) and ``best.pt`` when ``monitor`` improves.
+    """Saves ``last.pt`` every epoch (and on Ctrl-C or SIGTERM, mid-epoch) and ``best.pt`` when ``monitor``
+    improves, or when ``best.pt`` is missing (a process killed between the two writes): a run that has
+    finished an epoch always has both.
 
     ``extra`` returns additional entries stored in every checkpoint (for example the config and
     class names), so a checkpoint is usable on its own.
@@ -125,14 +130,18 @@ class Checkpointer(Callback):
             trainer.best_score = score
         state = trainer.state_dict() | self.extra()
         save_checkpoint(self.run.last_checkpoint, state)
-        if improved or score is None:
+        if improved or score is None or not self.run.best_checkpoint.is_file():
             save_checkpoint(self.run.best_checkpoint, state)
 
     def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
         if logs["stop_reason"] == "interrupted":
             save_checkpoint(self.run.last_checkpoint, trainer.state_dict() | self.extra())
             where = f"epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}"
-            self.run.log(f"interrupted: saved {self.run.last_checkpoint} at {where}")
+            by = f" by {trainer.stop_signal}" if trainer.stop_signal else ""
+            self.run.log(f"interrupted{by}: saved {self.run.last_checkpoint} at {where}")
+        elif logs["stop_reason"] != "nan" and trainer.history and not self.run.best_checkpoint.is_file():
+            # Resumed after a kill between last.pt and best.pt of the final epoch: no epoch runs to write it.
+            save_checkpoint(self.run.best_checkpoint, trainer.state_dict() | self.extra())
 
 
 class EarlyStopping(Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +21,8 @@ class TrainConfig:
     cnnlab.core.errors.ConfigError: epochs must be >= 1. Received: epochs=-1 [TrainConfig]. Fix: pass a positive number
     """
 
-    epochs: int = 10
-    batch_size: int = 128
+    epochs: int | None = 10  # None: a run pipeline chooses from the data (cnnlab.tasks.classify.defaults)
+    batch_size: int | None = 128  # None: likewise
     eval_batch_size: int = 1024
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
     lr: float = 3e-3
@@ -46,11 +47,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
-            if value < 1:
+            if value is not None and value < 1:
                 raise ConfigError(
                     f"{name} must be >= 1. Received: {name}={value}", where="TrainConfig", fix="pass a positive number"
                 )
-        if self.lr <= 0:
+        if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be > 0. Received: lr={self.lr}", where="TrainConfig", fix="try 1e-3")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cnnlab.core.errors import DataError
 from cnnlab.train.trainer import Batch, BatchSource, Trainer
 
 
@@ -44,6 +45,8 @@ def find_lr(
     >>> 1e-6 <= result.suggestion <= 1.0 and len(result.lrs) == len(result.losses)
     True
     """
+    if len(data) == 0:  # the range test cycles over the data: without batches it would never end
+        raise DataError("no training batches: the training set is empty", fix="check the data folder or split")
     saved_model = copy.deepcopy(trainer.model.state_dict())
     saved_optimizer = copy.deepcopy(trainer.optimizer.state_dict())
     saved_scheduler, trainer.scheduler = trainer.scheduler, None

@@ -1,10 +1,22 @@
-"""Classification metrics on tensors (no per-batch host syncs: results stay tensors)."""
+"""Metrics on tensors (no per-batch host syncs: results stay tensors) and the metric-object protocol."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+
+
+class Metric(Protocol):
+    """A metric over a whole evaluation set: ``reset()``, ``update(outputs, targets)`` per batch, ``result()``.
+
+    The Trainer's ``metrics=`` take these, so a task scores over all predictions (IoU from one confusion
+    matrix, mAP over all boxes, ROC over all pairs) without re-writing the evaluation loop.
+    """
+
+    def reset(self) -> None: ...
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None: ...
+    def result(self) -> dict[str, float]: ...
 
 
 def confusion_matrix(targets: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:

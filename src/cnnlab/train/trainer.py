@@ -2,8 +2,9 @@
 
 Callback order: ``on_fit_start``, then per epoch ``on_epoch_start``, ``on_batch_end`` after every
 step, ``on_epoch_end``; finally ``on_fit_end`` (also after Ctrl-C). Stopping is a flag
-(``trainer.stop_reason``), not an exception. Ctrl-C once stops after the current batch (the
-checkpoint callback then saves a resumable mid-epoch checkpoint); twice aborts at once.
+(``trainer.stop_reason``), not an exception. Ctrl-C or SIGTERM (what docker, Kubernetes and Slurm
+send) once stops after the current batch (the checkpoint callback then saves a resumable mid-epoch
+checkpoint); a second signal aborts at once.
 
 >>> import torch
 >>> from torch import nn
@@ -28,11 +29,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from cnnlab.core.errors import TrainingError
+from cnnlab.core.errors import DataError, TrainingError
+from cnnlab.runtime.fast_dropout import use_hash_dropout
+from cnnlab.runtime.precision import SpeedPlan, plan_speed
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.fast_dropout import use_hash_dropout
-from cnnlab.train.metrics import accuracy
-from cnnlab.train.precision import SpeedPlan, plan_speed
+from cnnlab.train.metrics import Metric, accuracy
 
 Batch = Sequence[torch.Tensor]
 Logs = dict[str, Any]
@@ -66,9 +67,13 @@ class Trainer:
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         callbacks: Sequence[Callback] = (),
         param_groups: Sequence[dict[str, Any]] | None = None,
+        metrics: Sequence[Metric] = (),
     ) -> None:
         """``param_groups`` (optional) are torch optimiser groups, e.g. per-layer learning rates for fine-tuning;
-        by default one group holds every parameter with ``requires_grad``."""
+        by default one group holds every parameter with ``requires_grad``. ``metrics`` are metric objects
+        (:class:`~cnnlab.train.metrics.Metric`) that :meth:`evaluate` feeds every batch's outputs and reports
+        over the whole set (IoU from one confusion matrix, mAP, ROC: what a mean of batch means cannot give)."""
+        self.metrics = list(metrics)
         self.config = config or TrainConfig()
         if self.config.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -103,9 +108,12 @@ class Trainer:
         self.step_in_epoch = 0  # batches of `epoch` already done (non-zero only in a mid-epoch checkpoint)
         self.global_step = 0
         self.schedule_steps = 0  # the global step at which the LR schedule ends
+        self.schedule_start = 0  # the global step at which it began (it spans schedule_steps - schedule_start)
+        self.schedule_note: str | None = None  # why the LR schedule differs from config.schedule, if it does
         self.history: list[Logs] = []
         self.best_score: float | None = None
         self.stop_reason: str | None = None
+        self.stop_signal: str | None = None  # "SIGINT" or "SIGTERM" when a signal stopped the fit
         self._sums: dict[str, torch.Tensor] = {}
         self._seen = 0
 
@@ -149,7 +157,13 @@ class Trainer:
         """Metrics for one batch without gradients."""
         x, y = self.prepare(batch)
         logits = self.logits(self.eval_model, x)
+        self.update_metrics(logits.float(), y)
         return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, _hard(y))}
+
+    def update_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Feed one evaluation batch to every metric object (``eval_step`` calls it)."""
+        for metric in self.metrics:
+            metric.update(outputs, targets)
 
     def predict_step(self, batch: Batch) -> torch.Tensor:
         """Logits (float32) for one batch."""
@@ -165,10 +179,15 @@ class Trainer:
     def fit(self, train: BatchSource, val: BatchSource | None = None, epochs: int | None = None) -> list[Logs]:
         """Train until ``epochs`` (default ``config.epochs``) are done or a callback stops it."""
         epochs = epochs or self.config.epochs
+        if len(train) == 0:
+            raise DataError(
+                "no training batches: the training set is empty",
+                fix="check the data folder or split (are the images where --data-dir points?)",
+            )
         self._ensure_scheduler(steps_per_epoch=len(train), epochs=epochs)
-        self.stop_reason = None
+        self.stop_reason = self.stop_signal = None
         self._call("on_fit_start", {"epochs": epochs, "steps_per_epoch": len(train)})
-        with _stop_on_sigint(self):
+        with _stop_on_signals(self):
             while self.epoch < epochs and self.stop_reason is None:
                 self._run_epoch(train, val)
         self._call("on_fit_end", {"stop_reason": self.stop_reason})
@@ -206,9 +225,12 @@ class Trainer:
         self._call("on_epoch_end", logs)
 
     def evaluate(self, data: BatchSource) -> dict[str, float]:
-        """Mean metrics over ``data`` (no gradients, eval mode)."""
+        """Mean batch metrics over ``data`` and each metric object's result over all of it (no gradients,
+        the eval model (EMA copy when on) in eval mode)."""
         was_training = self.model.training
         self.eval_model.eval()
+        for metric in self.metrics:
+            metric.reset()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         with torch.inference_mode():
@@ -219,7 +241,10 @@ class Trainer:
                 seen += n
         self.model.train(was_training)
         sums, seen = self.reduce_sums(sums, seen)
-        return {k: v.item() / max(seen, 1) for k, v in sums.items()}
+        means = {k: v.item() / max(seen, 1) for k, v in sums.items()}
+        for metric in self.metrics:
+            means |= metric.result()
+        return means
 
     def predict(self, data: BatchSource) -> torch.Tensor:
         """Concatenated logits over ``data``, in order."""
@@ -242,6 +267,7 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "schedule_steps": self.schedule_steps,
+            "schedule_start": self.schedule_start,
             "partial_sums": dict(self._sums),
             "partial_seen": self._seen,
             "history": list(self.history),
@@ -260,6 +286,7 @@ class Trainer:
         self.step_in_epoch = state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.schedule_steps = state.get("schedule_steps", 0)
+        self.schedule_start = state.get("schedule_start", 0)
         self._sums = dict(state.get("partial_sums") or {})
         self._seen = state.get("partial_seen", 0)
         self.history = list(state.get("history") or [])
@@ -272,8 +299,11 @@ class Trainer:
         if self._pending_scheduler_state is not None and self.schedule_steps != total:
             self._pending_scheduler_state = None  # resumed with another length: a new schedule over the steps left
         if self.scheduler is None:
-            self.scheduler = _make_scheduler(
-                self.optimizer, self.config, max(total - self.global_step, 1), steps_per_epoch
+            if self._pending_scheduler_state is None:
+                self.schedule_start = self.global_step
+            # Resuming the same schedule rebuilds it over its original length, so it is of the saved kind.
+            self.scheduler, self.schedule_note = _make_scheduler(
+                self.optimizer, self.config, max(total - self.schedule_start, 1), steps_per_epoch
             )
         self.schedule_steps = total
         if self._pending_optimizer_state is not None:
@@ -321,17 +351,35 @@ def _make_optimizer(
 
 def _make_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-step LR schedule; cosine and step get a linear warm-up over ``warmup_fraction`` of the steps."""
+) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, str | None]:
+    """Per-step LR schedule over ``total_steps`` (>= 1), and a note when it is not the one asked for.
+
+    Cosine and step get a linear warm-up over ``warmup_fraction`` of the steps. One-cycle's rising
+    phase must span more than one step (torch divides by its length); shorter runs get a cosine
+    decay from the peak LR instead, and the note says so.
+
+    >>> opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    >>> scheduler, note = _make_scheduler(opt, TrainConfig(schedule="onecycle", warmup_fraction=0.2), 5, 1)
+    >>> type(scheduler).__name__, note.split(":")[0]
+    ('CosineAnnealingLR', "one-cycle's rising phase would be 1 step or less (warmup_fraction 0.2 x 5 steps = 1)")
+    """
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],  # each group peaks at its own rate
-            total_steps=total_steps,
-            pct_start=max(config.warmup_fraction, 0.01),
+        pct_start = max(config.warmup_fraction, 0.01)
+        if pct_start * total_steps > 1:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=[group["lr"] for group in optimizer.param_groups],  # each group peaks at its own rate
+                total_steps=total_steps,
+                pct_start=pct_start,
+            )
+            return scheduler, None
+        note = (
+            f"one-cycle's rising phase would be 1 step or less (warmup_fraction {config.warmup_fraction} x "
+            f"{total_steps} steps = {config.warmup_fraction * total_steps:.3g}): cosine decay from the peak LR instead"
         )
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps), note
     if config.schedule == "constant":
-        return None
+        return None, None
     warmup = int(total_steps * config.warmup_fraction)
     if config.schedule == "cosine":
         main: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -342,9 +390,9 @@ def _make_scheduler(
             optimizer, step_size=max(config.step_epochs * steps_per_epoch, 1), gamma=config.step_gamma
         )
     if warmup == 0:
-        return main
+        return main, None
     ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup]), None
 
 
 def _hard(targets: torch.Tensor) -> torch.Tensor:
@@ -353,8 +401,9 @@ def _hard(targets: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
-    """First Ctrl-C sets ``trainer.stop_reason = 'interrupted'``; a second one aborts."""
+def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """The first SIGINT (Ctrl-C) or SIGTERM sets ``trainer.stop_reason = 'interrupted'`` and ``stop_signal``;
+    a second one aborts."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -363,9 +412,12 @@ def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
         if trainer.stop_reason == "interrupted":
             raise KeyboardInterrupt
         trainer.stop_reason = "interrupted"
+        trainer.stop_signal = signal.Signals(signum).name
 
-    previous = signal.signal(signal.SIGINT, handler)
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, handler) for signum in stopping}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)

@@ -41,8 +41,8 @@ from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import atomic_write_bytes, atomic_write_text
 from cnnlab.data.augment import Compose, Rescale
 from cnnlab.data.loader import TensorLoader
+from cnnlab.runtime.precision import plan_speed
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.precision import plan_speed
 from cnnlab.train.trainer import Callback, Trainer
 from cnnlab.transfer.groups import freeze, layer_groups
 

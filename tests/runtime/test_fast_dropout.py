@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab.runtime.fast_dropout import HashDropout, hash_dropout, keep_mask, use_hash_dropout
 from cnnlab.train import TrainConfig, Trainer
-from cnnlab.train.fast_dropout import HashDropout, hash_dropout, keep_mask, use_hash_dropout
 
 N = 1_000_000  # the standard error of a kept fraction is then <= 0.0005
 

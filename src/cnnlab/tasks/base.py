@@ -1,0 +1,118 @@
+"""The task contract and the ``TASKS`` registry: what ``cnnlab train/predict/export/serve`` look up by name.
+
+A task (classify, segment, ...) lives in its own folder ``tasks/<task>/`` and is described by one
+:class:`Task` entry: its run config type, how a run is trained, how a checkpoint becomes a predictor,
+how image files are predicted, and what the server and exporter may do with it. Nothing outside
+``tasks/<task>/`` branches on a task's name: the CLI, the server and the model card read the entry.
+
+Run folders and checkpoints say which task wrote them (``config.yaml``'s ``task``, or a checkpoint's
+own ``task``/``config.task``); :func:`task_of` reads that, so ``cnnlab predict RUN`` picks the task
+without being told.
+
+>>> from cnnlab.tasks import TASKS
+>>> TASKS.names()
+['classify', 'segment']
+>>> TASKS.get("segmnt")
+Traceback (most recent call last):
+...
+cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'? [known: classify, segment]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.core.errors import ConfigError
+from cnnlab.core.registry import Registry
+from cnnlab.core.rundir import load_checkpoint
+
+RunFn = Callable[..., dict[str, Any]]
+"""``run(config, runs_dir=Path("runs"), resume=None, console=None) -> results`` (also in ``results.json``)."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What ``cnnlab predict`` passes a task besides the checkpoint and the image files."""
+
+    top_k: int = 5
+    tta: str = "none"
+    ensemble: Sequence[Path] = ()
+    out: Path = Path("predictions")
+    precision: str = "auto"
+    compile: str = "auto"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task as the CLI, the server and the exporter see it.
+
+    ``routes`` are the server endpoints its predictor answers (``/predict``, ``/explain``, ``/segment``);
+    ``exportable`` says whether ``cnnlab export`` can write it; ``distributed`` whether ``--nproc`` trains it.
+    """
+
+    name: str
+    summary: str
+    config_type: type
+    run: RunFn
+    load: Callable[[Path], Any]  # a checkpoint (.pt) -> the task's predictor
+    predict: Callable[[Path, Sequence[Path], PredictOptions], list[dict[str, Any]]]
+    routes: tuple[str, ...] = ()
+    exportable: bool = False
+    distributed: bool = False
+    options: dict[str, str] = field(default_factory=dict)  # task-only CLI option -> "section.field" it sets
+
+
+TASKS: Registry[Task] = Registry("task")
+"""Every task by name; ``tasks/__init__.py`` registers them (one line per task)."""
+
+
+def config_task(path: Path) -> str | None:
+    """The ``task`` a run ``config.yaml`` names (``None`` when the file is missing or unreadable).
+
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "config.yaml"
+    >>> _ = file.write_text("task: segment\\nname: x\\n")
+    >>> config_task(file), config_task(file.parent / "missing.yaml")
+    ('segment', None)
+    """
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None  # the config loader reports a missing or broken file with its own message
+    task = values.get("task", "classify") if isinstance(values, dict) else None
+    return task if isinstance(task, str) else None
+
+
+def run_folder_of(target: Path) -> Path | None:
+    """The run folder a run folder or checkpoint belongs to (``<run>/checkpoints/x.pt``), else ``None``."""
+    folder = target if target.is_dir() else target.parent.parent
+    return folder if (folder / "config.yaml").is_file() else None
+
+
+def checkpoint_of(target: Path) -> Path:
+    """The checkpoint a run folder stands for (``checkpoints/best.pt``), or ``target`` itself."""
+    return target / "checkpoints" / "best.pt" if target.is_dir() else target
+
+
+def task_of(target: str | Path) -> Task:
+    """The task that wrote a run folder or checkpoint: its run's ``config.yaml`` says, else the checkpoint's
+    own ``task`` or ``config.task``; round-1 classifier checkpoints say nothing and are ``classify``."""
+    target = Path(target)
+    folder = run_folder_of(target)
+    name = config_task(folder / "config.yaml") if folder is not None else None
+    if name is None:
+        checkpoint = checkpoint_of(target)
+        if not checkpoint.is_file():
+            raise ConfigError(
+                "no run folder or checkpoint here",
+                where=str(target),
+                fix="pass a run folder (runs/<task>/<name>-<n>) or its checkpoints/best.pt",
+            )
+        state = load_checkpoint(checkpoint)
+        name = state.get("task") or (state.get("config") or {}).get("task") or "classify"
+    return TASKS.get(name)
