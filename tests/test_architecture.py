@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "transfer": BASE | {"models", "layers", "train", "data", "runtime"},
     "export": BASE | {"models", "layers", "data", "runtime"},
     "sequential": BASE | {"layers", "train", "data"},
-    "tasks": BASE | {"data", "runtime"},  # base.py, config.py: what every task shares
+    "tasks": BASE | {"data", "runtime", "models"},  # base.py, config.py: what every task shares
     "tasks.*": LOWER | {"tasks"},  # one task: the floors below and the shared files, never a sibling
     "tasks.__init__": {"tasks", "tasks.*"},  # the registration line
     "serve": BASE | {"models", "layers", "data", "explain", "export", "runtime", "tasks", "tasks.__init__"},

@@ -93,7 +93,7 @@ def test_explain_a_chosen_class_and_an_unknown_one(client):
 def test_segment_on_a_classifier_says_what_is_missing(client):
     response = upload(client, "/segment", sample_images(1)[0])
     assert response.status_code == 404
-    assert "is a classifier" in response.json()["detail"] and "--task segment" in response.json()["detail"]
+    assert "is a classify model" in response.json()["detail"] and "--task segment" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

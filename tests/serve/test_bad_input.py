@@ -161,9 +161,6 @@ def test_a_foreign_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
     assert "not a cnnlab classifier checkpoint" in error_line(capsys)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="cnnlab.tasks.base.task_of reads state.get() of a non-dict checkpoint (outside serve)"
-)
 def test_a_pt_holding_a_bare_tensor_is_one_line(tmp_path: Path, capsys) -> None:
     path = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), path)

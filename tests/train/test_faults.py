@@ -65,6 +65,8 @@ class StopAfter(Callback):
 
 
 class LRs(Callback):
+    """The LR after every step (the one the next step uses)."""
+
     def __init__(self) -> None:
         self.seen: list[float] = []
 
@@ -89,6 +91,21 @@ def test_resume_rebuilds_the_schedule_over_its_whole_length(one_thread):
     resumed.fit(TensorLoader(x, y, 8))
     assert resumed.schedule_note is None
     assert resumed_lrs.seen == pytest.approx(reference.seen[5:])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "onecycle"])
+def test_resuming_with_more_epochs_trains_the_added_epochs(one_thread, schedule):
+    """Cosine ends at LR 0: the new schedule over the added epochs must not start from there."""
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    config = TrainConfig(epochs=2, schedule=schedule, warmup_fraction=0.0, step_epochs=1, **FP32)
+    first = Trainer(nn.Linear(4, 2), config)
+    first.fit(TensorLoader(x, y, 8))
+    longer_lrs = LRs()
+    longer = Trainer(nn.Linear(4, 2), config, callbacks=[longer_lrs])
+    longer.load_state_dict(first.state_dict())
+    longer.fit(TensorLoader(x, y, 8), epochs=4)
+    assert len(longer_lrs.seen) == 8 and longer_lrs.seen[0] == pytest.approx(0.1, rel=0.1)
+    assert all(lr > 0 for lr in longer_lrs.seen[:-1])  # the LR after each step but the last (cosine ends at 0)
 
 
 @pytest.mark.parametrize("epochs", [1, 3])

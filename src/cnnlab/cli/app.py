@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         with data_warnings_as_lines(lambda message: err.print(f"[yellow]warning:[/yellow] {escape(message)}")):
-            app(args=args, prog_name="cnnlab", standalone_mode=False)
+            code = app(args=args, prog_name="cnnlab", standalone_mode=False)  # typer.Exit(n) in a command: n
     except typer.Exit as done:
         return done.exit_code
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]unexpected error:[/bold red] {type(exc).__name__}: {escape(str(exc))}")
         err.print("Run again with --debug for the traceback, and please report it.")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

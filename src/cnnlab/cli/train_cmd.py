@@ -17,7 +17,11 @@ def train(
     epochs: int = typer.Option(None, help="Training epochs."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per training step."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
-    aug: str = typer.Option(None, "--aug", help="Augmentation preset (cnnlab augment --help lists them)."),
+    aug: str = typer.Option(
+        None,
+        "--aug",
+        help="Augmentation preset (cnnlab augment --help lists them), or auto (default): chosen from the data.",
+    ),
     img_size: int = typer.Option(None, "--img-size", help="Resize images to SxS when decoding."),
     optimizer: str = typer.Option(None, help="sgd | adam | adamw."),
     label_smoothing: float = typer.Option(

@@ -101,8 +101,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is typing.Literal:
         if value in typing.get_args(hint):
             return value
-        options = ", ".join(repr(a) for a in typing.get_args(hint))
-        raise ConfigError(f"expected one of {options}, got {value!r}", where=where)
+        choices = typing.get_args(hint)
+        options = ", ".join(repr(a) for a in choices)
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+        hint_text = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"expected one of {options}, got {value!r}{hint_text}", where=where)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"expected a list, got {value!r}", where=where)

@@ -6,10 +6,11 @@ Layout of one run (a run never overwrites another: ``<name>-1``, ``<name>-2``, .
         config.yaml          fully resolved settings
         metrics.csv          one row per epoch
         log.txt              what was printed, with times
-        checkpoints/last.pt  written every epoch (and on Ctrl-C)
+        checkpoints/last.pt  written every epoch (and on Ctrl-C or SIGTERM)
         checkpoints/best.pt  the best epoch so far
         plots/               PNG figures
         report.html          the run report
+        .lock                held (flock) by the process training the run
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
 killed process never leaves a half-written file.
@@ -110,7 +111,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # the safe unpickler refused something
-        unsafe = [name for name in _pickle_globals(path) if not name.startswith(_SAFE_GLOBALS)]
+        unsafe = unsafe_pickle_globals(path)
         if unsafe:
             raise RunDirError(
                 f"refused: the file holds objects other than tensors ({unsafe[0]}; it could run code); "
@@ -243,6 +244,8 @@ class RunDir:
                     where=str(path),
                     fix="wait for it to finish or stop it, then retry",
                 ) from None
+            except OSError as exc:  # a file system without locks
+                raise _write_error(exc, path) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -299,6 +302,19 @@ def _damaged(exc: Exception, path: Path) -> RunDirError:
     lines = str(exc).strip().splitlines()
     detail = f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
     return RunDirError(f"checkpoint is damaged or truncated ({detail})", where=str(path), fix=_DAMAGED_FIX)
+
+
+def unsafe_pickle_globals(path: str | Path) -> list[str]:
+    """The globals a pickle or torch file would import besides torch's own and plain containers: what makes
+    loading it unsafe (read without unpickling). Weights files and checkpoints are judged by this one rule.
+
+    >>> import pickle, tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "x.pkl"
+    >>> _ = file.write_bytes(pickle.dumps(Path("a")))
+    >>> unsafe_pickle_globals(file)
+    ['pathlib.PosixPath']
+    """
+    return [name for name in _pickle_globals(Path(path)) if not name.startswith(_SAFE_GLOBALS)]
 
 
 def _pickle_globals(path: Path) -> list[str]:

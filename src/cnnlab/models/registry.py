@@ -109,14 +109,15 @@ def create_model(
         weights, spec = resolve_weights(weights)
     if num_classes is None and spec is not None:
         num_classes = spec.num_classes
-    for option, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+    for option, value, meaning in (
+        ("num_classes", num_classes, "the number of classes"),
+        ("in_chans", in_chans, "the image channels: 1 grey, 3 RGB"),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(
                 f"{option} must be a whole number >= 1. Received: {option}={value!r}",
                 where=f"create_model({name!r})",
-                fix=f"pass {option} as a positive integer (the number of "
-                + ("classes" if option == "num_classes" else "image channels: 1 grey, 3 RGB")
-                + ")",
+                fix=f"pass {meaning}",
             )
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -135,11 +136,15 @@ def input_options(name: str, input_size: tuple[int, ...]) -> dict[str, object]:
     (the ImageNet nets' stride-1 stems, LeNet-5's 2-pixel padding) get ``{"small_input": True}``
     when the image's shorter side is at most their ``small_input_max`` (the shorter side decides: it
     is the one the strides use up first), and images with a side under the model's ``min_size``
-    are refused here, before anything is built, naming the smallest size that works.
+    are refused here, before anything is built, naming the smallest size that works. Segmentation
+    nets declare no size rules here and get ``{}``.
 
+    >>> import torch
     >>> input_options("lenet5", (1, 28, 28)), input_options("lenet5", (3, 32, 32))
     ({'small_input': True}, {})
     >>> model = create_model("lenet5", num_classes=3, in_chans=3, **input_options("lenet5", (3, 40, 56)))
+    >>> model(torch.zeros(2, 3, 40, 56)).shape
+    torch.Size([2, 3])
     >>> input_options("resnet9", (1, 6, 6))
     Traceback (most recent call last):
     ...

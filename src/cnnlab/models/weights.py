@@ -34,6 +34,7 @@ from torch import nn
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import WeightsError
 from cnnlab.core.registry import Registry
+from cnnlab.core.rundir import unsafe_pickle_globals
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -237,14 +238,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        globals_seen = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
-        if not globals_seen:  # not a pickle torch understands (truncated file, other format)
+        unsafe = unsafe_pickle_globals(path)
+        if not unsafe:  # not a pickle torch understands (truncated file, other format)
             raise WeightsError(
                 f"cannot read weights ({_last_line(exc)})",
                 where=str(path),
                 fix="the file is damaged or not a PyTorch weights file; download it again",
             ) from None
-        found = globals_seen[0].split("GLOBAL", 1)[1].split(" was not", 1)[0].strip()
+        found = unsafe[0]
         raise WeightsError(
             f"refused to load: the file holds a Python object ({found}) besides tensors, and unpickling it "
             "could run arbitrary code",

@@ -114,5 +114,12 @@ def task_of(target: str | Path) -> Task:
                 fix="pass a run folder (runs/<task>/<name>-<n>) or its checkpoints/best.pt",
             )
         state = load_checkpoint(checkpoint)
-        name = state.get("task") or (state.get("config") or {}).get("task") or "classify"
+        config = state.get("config") if isinstance(state, dict) else None
+        if not isinstance(state, dict) or not isinstance(config, dict | None):
+            raise ConfigError(
+                "not a cnnlab checkpoint (it holds no run state)",
+                where=str(checkpoint),
+                fix="pass a run folder or a checkpoint written by cnnlab train",
+            )
+        name = state.get("task") or (config or {}).get("task") or "classify"
     return TASKS.get(name)

@@ -27,6 +27,8 @@ from cnnlab.core.config import load_yaml, replace
 from cnnlab.core.errors import ConfigError
 from cnnlab.data.augment import Compose, Normalize, Rescale
 from cnnlab.data.images import Fit, check_image_size
+from cnnlab.data.presets import PRESETS
+from cnnlab.models import model_entry
 
 RunConfigT = TypeVar("RunConfigT")
 
@@ -85,7 +87,16 @@ def load_run_config(
                 where="options",
                 fix="drop it, or pick its task with --task",
             )
+    _check_names(config)
     return config
+
+
+def _check_names(config: Any) -> None:
+    """Unknown model or augmentation names fail here, with "did you mean", before any data is read."""
+    if hasattr(config, "model"):
+        model_entry(config.model.name)
+    if hasattr(config, "data") and config.data.aug != "auto":
+        PRESETS.get(config.data.aug)
 
 
 FIXED_ON_RESUME = {

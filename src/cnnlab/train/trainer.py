@@ -298,8 +298,9 @@ class Trainer:
         total = steps_per_epoch * epochs
         if self._pending_scheduler_state is not None and self.schedule_steps != total:
             self._pending_scheduler_state = None  # resumed with another length: a new schedule over the steps left
+        new_schedule = self.scheduler is None and self._pending_scheduler_state is None
         if self.scheduler is None:
-            if self._pending_scheduler_state is None:
+            if new_schedule:
                 self.schedule_start = self.global_step
             # Resuming the same schedule rebuilds it over its original length, so it is of the saved kind.
             self.scheduler, self.schedule_note = _make_scheduler(
@@ -308,7 +309,13 @@ class Trainer:
         self.schedule_steps = total
         if self._pending_optimizer_state is not None:
             # After the scheduler is built: building one resets lr and momentum in the param groups.
+            built = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
             self.optimizer.load_state_dict(self._pending_optimizer_state)
+            if new_schedule and self.scheduler is not None:
+                # A new schedule keeps the optimiser's state (momentum buffers) but starts from its own LRs,
+                # not from where the old one ended (0 for cosine: the added epochs would not train).
+                for group, hyper in zip(self.optimizer.param_groups, built, strict=True):
+                    group.update(hyper)
         if self.scheduler is not None and self._pending_scheduler_state is not None:
             self.scheduler.load_state_dict(self._pending_scheduler_state)
         self._pending_optimizer_state = self._pending_scheduler_state = None

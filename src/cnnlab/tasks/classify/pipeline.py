@@ -7,6 +7,7 @@ carries what a later ``predict``/``evaluate`` needs (class names, normalisation,
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import time
@@ -80,11 +81,12 @@ def run_classification(
     """
     world = world_from_env()
     if world is None:
-        return _run_classification(config, runs_dir, resume, console, loader, None)
+        with contextlib.ExitStack() as held:
+            return _run_classification(config, runs_dir, resume, console, loader, None, held)
     if config.transfer.mode != "none":
         raise ConfigError("transfer runs train in one process", where="--nproc", fix="drop --nproc (or --transfer)")
-    with process_group(world, config.distributed.timeout_s):
-        return _run_classification(config, runs_dir, resume, console, loader, world)
+    with process_group(world, config.distributed.timeout_s), contextlib.ExitStack() as held:
+        return _run_classification(config, runs_dir, resume, console, loader, world, held)
 
 
 def _run_classification(
@@ -94,6 +96,7 @@ def _run_classification(
     console: Console | None,
     loader: SourceLoader | None,
     world: World | None,
+    held: contextlib.ExitStack,
 ) -> dict[str, Any]:
     main = world is None or world.is_main
     console = console or Console(quiet=not main)
@@ -132,6 +135,9 @@ def _run_classification(
         model = build_model(config, splits)
     run = _run_folder(config, runs_dir, resume, world)  # the run can start: now it gets a folder
     if main:
+        held.enter_context(run.lock())  # a second `--resume` of this run is refused while it trains
+        if resume is not None:
+            run.resume_checkpoint()  # a missing last.pt is an error before config.yaml is touched, not a restart
         save_yaml(config, run.config)
         for note in chosen:
             console.print(f"Chosen from the data: {note}")
@@ -182,8 +188,8 @@ def _run_classification(
             if world is None
             else DistributedTrainer(model, cfg, world=world, sync_bn=config.distributed.sync_bn, callbacks=callbacks)
         )
-        if resume is not None and run.last_checkpoint.is_file():
-            trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
+        if resume is not None:
+            trainer.load_state_dict(load_checkpoint(run.resume_checkpoint()))
             console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         console.print(f"Training [bold]{config.model.name}[/bold] on {sizes} images ({channels}x{height}x{width}).")
         console.print("Speed plan: " + "; ".join(trainer.plan.reasons))

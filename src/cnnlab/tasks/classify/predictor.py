@@ -135,7 +135,7 @@ def load_classifier(path: str | Path) -> Classifier:
             f"not a cnnlab classifier checkpoint: it lacks {', '.join(missing)}",
             where=str(path),
             fix="pass a run folder or checkpoint written by `cnnlab train` (runs/classify/<name>/checkpoints/best.pt); "
-            "for a bare weights file use --model NAME --weights FILE",
+            "a bare weights file goes to `cnnlab predict --model NAME --weights FILE`",
         )
     name = state["config"]["model"]["name"]
     channels, height, width = (int(v) for v in state["input_size"])

@@ -80,16 +80,31 @@ def run_segmentation(
     ``plots/heldout.png`` (image | truth | prediction | errors).
     """
     console = console or Console()
+    train, held = load_pairs(config)  # bad data stops here, before a run folder exists
+    crop = patch_size(config.segment.crop, *train.images.shape[-2:])
+    run = RunDir.open(resume) if resume is not None else RunDir.create(runs_dir, "segment", name_of(config))
+    with run.lock():  # a second `--resume` of this run is refused while it trains
+        return _train(config, run, resume is not None, train, held, crop, console)
+
+
+def name_of(config: SegmentRunConfig) -> str:
+    """The run folder's name: ``--name``, else the model's."""
+    return config.name or config.model.name
+
+
+def _train(
+    config: SegmentRunConfig,
+    run: RunDir,
+    resume: bool,
+    train: Dataset,
+    held: Dataset | None,
+    crop: int | None,
+    console: Console,
+) -> dict[str, Any]:
     cfg, seg = config.train, config.segment
     names = class_names(seg)
-    train, held = load_pairs(config)  # bad data stops here, before a run folder exists
     _, channels, height, width = train.images.shape
-    crop = patch_size(seg.crop, height, width)
-    run = (
-        RunDir.open(resume)
-        if resume is not None
-        else RunDir.create(runs_dir, "segment", config.name or config.model.name)
-    )
+    checkpoint = run.resume_checkpoint() if resume else None  # a missing last.pt is an error, not a restart
     save_yaml(config, run.config)
     if seg.crop is None:
         run.log(f"patch size {crop or 'whole images'}: chosen from the {height}x{width} images (--patch-size sets it)")
@@ -131,8 +146,8 @@ def run_segmentation(
         tile=seg.tile if unpadded else None,
         margin=seg.margin,
     )
-    if resume is not None and run.last_checkpoint.is_file():
-        trainer.load_state_dict(load_checkpoint(run.last_checkpoint))
+    if checkpoint is not None:
+        trainer.load_state_dict(load_checkpoint(checkpoint))
         console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     sizes = f"{len(train)} train" + (f", {len(held)} held-out" if held else "")
     console.print(
