@@ -171,7 +171,7 @@ def decode_images(
         raise DataError(
             f"images differ in size ({examples}, ...) and no size was given",
             where=str(files[kept[0]].parent),
-            fix="pass size=(height, width) (CLI: --size) to resize them while decoding",
+            fix="pass size=(height, width) (CLI: --img-size) to resize them while decoding",
         )
     shape = shapes.pop() if shapes else (*(size or (0, 0)), channels)
     pixels = np.stack([arrays[i] for i in kept]) if kept else np.zeros((0, *shape), np.uint8)  # (N, H, W, C)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from torch import nn
 
@@ -26,7 +25,9 @@ from cnnlab.core.errors import ConfigError
 from cnnlab.core.registry import Registry
 from cnnlab.models.weights import WeightSpec, load_weights, resolve_weights
 
-Task = Literal["classify", "segment"]
+Task = str
+"""The task a model's head serves (``classify``, ``segment``, ...): a name in :data:`cnnlab.tasks.TASKS`;
+``models/<task>/`` files register theirs with ``task="<task>"``."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     paper: str
-    default_input: tuple[int, int, int]  # (C, H, W) the paper used
+    default_input: tuple[int, ...]  # the paper's input without the batch axis: (C, T), (C, H, W) or (C, D, H, W)
     task: Task = "classify"
     min_size: int = 1
     small_input_max: int | None = None
@@ -58,7 +59,7 @@ def register_model(
     name: str,
     *,
     paper: str,
-    default_input: tuple[int, int, int] = (3, 224, 224),
+    default_input: tuple[int, ...] = (3, 224, 224),
     task: Task = "classify",
     min_size: int = 1,
     small_input_max: int | None = None,

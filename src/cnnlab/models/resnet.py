@@ -89,6 +89,7 @@ class ResNet(Classifier):
     first_conv = "conv1"
     classifier_layers = ("fc",)
     gradcam_layer = "layer4"
+    feature_layers = ("layer1", "layer2", "layer3", "layer4")
 
     def __init__(
         self,

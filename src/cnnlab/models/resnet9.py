@@ -48,6 +48,7 @@ class ResNet9(Classifier):
     first_conv = "prep.0"
     classifier_layers = ("classifier",)
     gradcam_layer = "layer3"
+    feature_layers = ("layer1", "layer2", "layer3")
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 64, logit_scale: float = 0.125) -> None:
         super().__init__()

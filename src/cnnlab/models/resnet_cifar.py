@@ -65,6 +65,7 @@ class CifarResNet(Classifier):
     first_conv = "conv1"
     classifier_layers = ("linear",)
     gradcam_layer = "layer3"
+    feature_layers = ("layer1", "layer2", "layer3")
 
     def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_chans: int = 3) -> None:
         super().__init__()

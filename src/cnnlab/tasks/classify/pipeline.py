@@ -8,7 +8,6 @@ carries what a later ``predict``/``evaluate`` needs (class names, normalisation,
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -24,13 +23,13 @@ from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint
 from cnnlab.data.augment import Compose, Normalize
 from cnnlab.data.datasets import Dataset
 from cnnlab.data.loader import TensorLoader
-from cnnlab.models import WeightSpec, create_model, model_entry
+from cnnlab.models import WeightSpec, create_model, input_options
 from cnnlab.report.artefacts import MODEL_SUMMARY_FILE, Plot, machine_info, write_evaluation
 from cnnlab.report.html import write_report
 from cnnlab.report.plots import plot_image_grid
 from cnnlab.tasks.classify.config import RunConfig
 from cnnlab.tasks.classify.data import SourceLoader, Splits, _for_weights, _loader, load_splits, train_transform
-from cnnlab.tasks.classify.defaults import choose_defaults
+from cnnlab.tasks.classify.defaults import choose_defaults, image_size_from_files
 from cnnlab.tasks.classify.evaluate import Member, check_tta, evaluate, worst_mistake_cams, write_run_evaluation
 from cnnlab.tasks.config import ModelConfig, eval_transform
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
@@ -52,17 +51,16 @@ from cnnlab.transfer import (
     pretrained_spec,
 )
 
-SMALL_INPUT_MAX = 64  # images up to this height get a zoo model's small-input stem (no 7x7/2 + pool)
-
 
 def build_model(config: RunConfig, splits: Splits) -> torch.nn.Module:
-    """The configured zoo model for these classes and channels (small-input stem for small images)."""
-    _, channels, height, _ = splits.train.images.shape
+    """The configured zoo model for these classes, channels and image size (:func:`cnnlab.models.input_options`:
+    small-input stems where they fit, a clear error for images too small for the net)."""
+    _, channels, height, width = splits.train.images.shape
     return create_model(
         config.model.name,
         num_classes=len(splits.classes),
         in_chans=channels,
-        **_small_input(config.model.name, height),
+        **input_options(config.model.name, (channels, height, width)),
         **_weights(config.model),
     )
 
@@ -110,10 +108,12 @@ def _run_classification(
             where="--tta",
             fix="score a transfer run with cnnlab evaluate --tta",
         )
+    config, sized = image_size_from_files(config) if loader is None else (config, [])
     splits = load_splits(config.data, config.train.seed, loader)  # bad data stops here, before a run folder
     if spec is not None:  # the weights' channels, size and normalisation, not the data's
         splits = _for_weights(splits, spec.input_size, spec.mean, spec.std, config.transfer.fit)
     config, chosen = choose_defaults(config, len(splits.train), splits.train.images.shape[1], transfer)
+    chosen = sized + chosen
     cfg = config.train
     _, channels, height, width = splits.train.images.shape
     train = TensorLoader(
@@ -157,7 +157,7 @@ def _run_classification(
         "mean": list(splits.mean),
         "std": list(splits.std),
         "input_size": [channels, height, width],
-        "model_kwargs": {} if transfer else _small_input(config.model.name, height),  # to rebuild the same net
+        "model_kwargs": {} if transfer else input_options(config.model.name, (channels, height, width)),  # rebuild
         "resize": resize,  # predict: shorter side to this, centre crop (None: decode like data.fit says)
         "fit": config.data.fit,
     }
@@ -251,12 +251,6 @@ def _run_folder(config: RunConfig, runs_dir: Path, resume: Path | None, world: W
     if world is not None:
         broadcast_from_main(str(run.path))
     return run
-
-
-def _small_input(model_name: str, height: int) -> dict[str, bool]:
-    """``small_input=True`` for 28x28/32x32-sized images where the builder has that stem option."""
-    accepts = "small_input" in inspect.signature(model_entry(model_name).builder).parameters
-    return {"small_input": True} if accepts and height <= SMALL_INPUT_MAX else {}
 
 
 def _weights_recipe(config: RunConfig, spec: WeightSpec | None) -> tuple[RunConfig, int | None]:
