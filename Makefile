@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast lint browser clean
+.PHONY: demo test test-fast test-matrix lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,11 @@ test: lint browser
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow and not data" -q
+	$(BIN)/python -m pytest -m "not slow and not data and not matrix" -q
+
+# Every zoo model x input size through train -> evaluate -> predict -> export (about 25 minutes on 2 cores).
+test-matrix: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m matrix -q tests/test_user_paths.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -18,8 +18,9 @@ SHARED_PATH = re.compile(r"(?:\$\{?([A-Z]\w*)\}?|\.\./shared/data)(/[\w./-]*)?")
 
 
 def shell_blocks(text: str) -> list[list[str]]:
-    """The lines of each fenced code block."""
-    return [block.splitlines() for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL)]
+    """The lines of each fenced code block, except those marked as plain text (```text: trees, logs)."""
+    blocks = re.findall(r"```([a-z]*)\n(.*?)```", text, flags=re.DOTALL)
+    return [block.splitlines() for language, block in blocks if language != "text"]
 
 
 def shared_paths(lines: list[str]) -> list[str]:

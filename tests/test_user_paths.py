@@ -4,13 +4,14 @@ Generated from the registries: every classification model of the zoo is trained 
 on a tiny folder (1 epoch), then ``evaluate``, ``predict`` and ``export`` run on its run folder, at the
 input sizes a course user feeds it (28x28 grey, 32x32 colour, 64x64, a non-square size, 224 for the
 ImageNet nets). Segmentation runs at 64, 96, 200x150 and 512 pixels; two processes train a 40-image folder.
-Heavy combinations are marked ``slow``; the model-level matrix (every model x size, forward + backward)
-is tests/models/test_input_sizes.py.
+The full CLI matrix is marked ``matrix`` (``make test-matrix``); the model-level matrix (every model
+x size, forward + backward, on every CI pass) is tests/models/test_input_sizes.py.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,17 @@ from cnnlab.cli.app import main
 from cnnlab.models import list_models, model_entry
 
 SIZES = {"grey28": (1, 28, 28), "rgb32": (3, 32, 32), "rgb64": (3, 64, 64), "rgb40x56": (3, 40, 56)}
-FAST = {"cnn_small", "lenet5", "resnet20", "fashion_cnn", "resnet9_w16", "nin"}  # seconds per chain on 2 cores
+# Run on every CI pass (about 6 s a chain on 2 cores): the textbook nets at every size, one of each other
+# family at one size. The whole matrix (every model x size, about 130 chains and 25 minutes) is marked
+# `matrix`: `make test-matrix` runs it.
+EVERY_PASS = {
+    *((name, size) for name in ("cnn_small", "lenet5") for size in SIZES),
+    ("resnet20", "rgb32"),
+    ("resnet9_w16", "grey28"),
+    ("fashion_cnn", "rgb40x56"),
+    ("nin", "rgb64"),
+    ("mobilenet_v2", "rgb32"),
+}
 
 
 def _cases() -> list:
@@ -30,8 +41,8 @@ def _cases() -> list:
         imagenet = model_entry(name).default_input[-1] >= 224
         sizes = [*SIZES, "rgb224"] if imagenet else list(SIZES)
         for size in sizes:
-            fast = name in FAST and size != "rgb224"
-            cases.append(pytest.param(name, size, id=f"{name}-{size}", marks=() if fast else pytest.mark.slow))
+            marks = () if (name, size) in EVERY_PASS else pytest.mark.matrix
+            cases.append(pytest.param(name, size, id=f"{name}-{size}", marks=marks))
     return cases
 
 
@@ -80,6 +91,7 @@ def test_train_evaluate_predict_export(model, size, folders, tmp_path, capsys, o
     assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
     card = json.loads((tmp_path / "export" / "model.onnx.json").read_text())
     assert card["verification"]["top1_agreement"] == 1.0
+    shutil.rmtree(tmp_path)  # the whole matrix would keep ~80 GB of checkpoints and ONNX files otherwise
 
 
 @pytest.mark.parametrize(

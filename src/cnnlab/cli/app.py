@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        with data_warnings_as_lines(lambda message: err.print(f"[yellow]warning:[/yellow] {escape(message)}")):
+        warn = lambda message: err.print(f"[yellow]warning:[/yellow] {escape(message)}")  # noqa: E731
+        with data_warnings_as_lines(warn, every=not debug):  # --debug: library warnings as Python prints them
             code = app(args=args, prog_name="cnnlab", standalone_mode=False)  # typer.Exit(n) in a command: n
     except typer.Exit as done:
         return done.exit_code

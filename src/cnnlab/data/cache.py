@@ -49,15 +49,18 @@ class DataWarning(UserWarning):
 
 
 @contextmanager
-def data_warnings_as_lines(echo: Callable[[str], None]) -> Iterator[None]:
+def data_warnings_as_lines(echo: Callable[[str], None], every: bool = False) -> Iterator[None]:
     """Inside, every :class:`DataWarning` shown goes to ``echo`` as its one-line message (no source
-    file, line number or code line, as Python prints warnings); other warnings show as before.
+    file, line number or code line, as Python prints warnings); other warnings show as before, or,
+    with ``every``, as one line too (their message and category: what a library such as PyTorch said).
 
     A command line wraps its work in it (e.g. ``echo`` prints ``warning: ...`` to stderr).
 
-    >>> with data_warnings_as_lines(lambda line: print("warning:", line)):
+    >>> with data_warnings_as_lines(lambda line: print("warning:", line), every=True):
     ...     warnings.warn("skipped: empty file [a.png]", DataWarning)
+    ...     warnings.warn("TypedStorage is deprecated", UserWarning)
     warning: skipped: empty file [a.png]
+    warning: TypedStorage is deprecated (UserWarning)
     """
     previous = warnings.showwarning
 
@@ -71,6 +74,8 @@ def data_warnings_as_lines(echo: Callable[[str], None]) -> Iterator[None]:
     ) -> None:
         if issubclass(category, DataWarning):
             echo(str(message))
+        elif every:
+            echo(f"{str(message).strip().splitlines()[0] if str(message).strip() else ''} ({category.__name__})")
         else:
             previous(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -33,7 +33,7 @@ from cnnlab.data.images import to_8bit
 from cnnlab.data.preprocess import preprocess_image
 
 CARD_VERSION = 1
-Task = Literal["classify", "segment"]
+Task = str  # a name in cnnlab.tasks.TASKS (the card travels without cnnlab, so it is plain text)
 
 
 class ClassifierLike(Protocol):

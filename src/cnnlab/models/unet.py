@@ -89,6 +89,12 @@ class UNet(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """What the input sides must be divisible by in one 'same'-padded pass (``2**depth``); 1 for 'valid'
+        (whose sizes :meth:`output_size` checks; :func:`~cnnlab.tasks.segment.tiling.predict_tiled` handles them)."""
+        return 2**self.depth if self.padding == "same" else 1
+
     @staticmethod
     def output_size(n: int, depth: int = 4, padding: Padding = "valid") -> int:
         """Output side for an input side ``n``; raises :class:`ShapeError` if ``n`` does not fit.

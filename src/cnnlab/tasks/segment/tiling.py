@@ -54,6 +54,23 @@ def predict_tiled(
     return out[..., :height, :width]
 
 
+def predict_padded(
+    model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, multiple: int = 1
+) -> torch.Tensor:
+    """Logits ``(B, K, H, W)`` in one pass for a net that needs sides divisible by ``multiple``
+    (a 'same'-padded U-Net of depth d: ``2**d``): the images are mirrored at the bottom and right
+    up to the next multiple, and the logits cropped back.
+
+    >>> from cnnlab.models import create_model
+    >>> net = create_model("unet", num_classes=2, in_chans=1, depth=2, base_width=4, padding="same").eval()
+    >>> predict_padded(net, torch.rand(1, 1, 50, 70), net.size_multiple).shape  # 50x70 is not a multiple of 4
+    torch.Size([1, 2, 50, 70])
+    """
+    height, width = images.shape[-2:]
+    padded = _pad(images, 0, -height % multiple, 0, -width % multiple)
+    return model(padded)[..., :height, :width]
+
+
 def _pad(
     x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: Literal["reflect", "constant"] = "reflect"
 ) -> torch.Tensor:

@@ -9,7 +9,7 @@ from torch import nn
 
 from cnnlab.tasks.segment.losses import LossFn, cross_entropy
 from cnnlab.tasks.segment.metrics import ConfusionMetric, confusion, fit_target
-from cnnlab.tasks.segment.tiling import predict_tiled
+from cnnlab.tasks.segment.tiling import predict_padded, predict_tiled
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Batch, Callback, Logs, Trainer
 
@@ -21,7 +21,8 @@ class SegmentationTrainer(Trainer):
     classes) per training batch. Evaluation is the Trainer's own loop (the eval model: the EMA copy
     when weight EMA is on, in eval mode) with a :class:`~cnnlab.tasks.segment.metrics.ConfusionMetric`:
     exact pixel accuracy, IoU and Dice per class and their means over the whole set. ``tile``
-    switches validation and prediction to :func:`predict_tiled` (needed for unpadded nets).
+    switches validation and prediction to :func:`predict_tiled` (needed for unpadded nets); without
+    it whole images go through in one pass, mirrored up to the model's ``size_multiple`` when it has one.
 
     >>> from cnnlab.data.loader import TensorLoader
     >>> from cnnlab.models import create_model
@@ -57,7 +58,9 @@ class SegmentationTrainer(Trainer):
             window, _ = self.prepare((window, window))
             return self.logits(model, window).float()
 
-        return forward(x) if self.tile is None else predict_tiled(forward, x, self.tile, self.margin)
+        if self.tile is None:
+            return predict_padded(forward, x, getattr(self.model, "size_multiple", 1))
+        return predict_tiled(forward, x, self.tile, self.margin)
 
     def train_step(self, batch: Batch) -> Logs:
         x, _ = self.prepare(batch)
