@@ -10,7 +10,7 @@ from torch import nn
 from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.models import create_model
 from cnnlab.models.googlenet import GoogLeNetOutputs, Inception, InceptionNaive
-from cnnlab.models.unet import UNet
+from cnnlab.models.segment.unet import UNet
 
 
 def _meta(name: str, **kwargs: object) -> torch.nn.Module:

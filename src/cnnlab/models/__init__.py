@@ -10,9 +10,8 @@ from cnnlab.models import (
     resnet,
     resnet9,
     resnet_cifar,
+    segment,
     small,
-    unet,
-    unet_encoder,
     vgg,
 )
 from cnnlab.models.base import Classifier
@@ -37,9 +36,8 @@ __all__ = [
     "resnet",
     "resnet9",
     "resnet_cifar",
+    "segment",
     "small",
-    "unet",
-    "unet_encoder",
     "vgg",
     "weight_spec",
     "weight_specs",
