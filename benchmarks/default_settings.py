@@ -1,7 +1,8 @@
 """Default settings vs round 1's on a small folder nobody tuned for: what a user who types only ``--data`` gets.
 
-Writes a 4-class folder of simple shapes (circle, square, triangle, cross; random sizes, positions,
-colours and backgrounds; PNG, JPEG and BMP files of 40-120 px, some grey), then trains through the CLI
+Writes a 6-class folder of shapes (circle, ring, square, frame, triangle, cross: filled vs hollow and
+rotated, random sizes, positions and colours, two distractor lines, pixel noise; PNG, JPEG and BMP files
+of 40-120 px, a fifth grey), then trains through the CLI
 with round 1's defaults spelled out (no augmentation, 10 epochs, batch 128) and with nothing but
 ``--data`` (settings chosen from the data), for each model given, and prints the held-out accuracies.
 
@@ -22,28 +23,44 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-SHAPES = ("circle", "square", "triangle", "cross")
+SHAPES = ("circle", "ring", "square", "frame", "triangle", "cross")
 
 
 def draw(shape: str, rng: np.random.Generator) -> Image.Image:
+    """One shape, rotated, small or large, on a noisy background with two distractor lines."""
     side = int(rng.integers(40, 121))
     background = tuple(int(v) for v in rng.integers(0, 120, 3))
     colour = tuple(int(v) for v in rng.integers(120, 256, 3))
     image = Image.new("RGB", (side, side), background)
     pen = ImageDraw.Draw(image)
-    size = rng.uniform(0.35, 0.8) * side
+    for _ in range(2):
+        line = [float(v) for v in rng.uniform(0, side, 4)]
+        pen.line(line, fill=tuple(int(v) for v in rng.integers(60, 200, 3)), width=max(1, side // 40))
+    size = rng.uniform(0.3, 0.75) * side
     cx, cy = rng.uniform(size / 2, side - size / 2, 2)
     box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-    if shape == "circle":
-        pen.ellipse(box, fill=colour)
-    elif shape == "square":
-        pen.rectangle(box, fill=colour)
-    elif shape == "triangle":
-        pen.polygon([(cx, box[1]), (box[0], box[3]), (box[2], box[3])], fill=colour)
+    width = max(2, int(size / 7))
+    if shape in ("circle", "ring"):
+        pen.ellipse(box, fill=colour if shape == "circle" else None, outline=colour, width=width)
     else:
-        bar = size / 4
-        pen.rectangle((cx - bar / 2, box[1], cx + bar / 2, box[3]), fill=colour)
-        pen.rectangle((box[0], cy - bar / 2, box[2], cy + bar / 2), fill=colour)
+        angle = rng.uniform(0, 2 * np.pi)
+        corners = {"square": 4, "frame": 4, "triangle": 3, "cross": 4}[shape]
+        points = [
+            (
+                cx + size / 2 * np.cos(angle + 2 * np.pi * k / corners),
+                cy + size / 2 * np.sin(angle + 2 * np.pi * k / corners),
+            )
+            for k in range(corners)
+        ]
+        if shape == "cross":
+            pen.line([points[0], points[2]], fill=colour, width=width)
+            pen.line([points[1], points[3]], fill=colour, width=width)
+        elif shape == "frame":
+            pen.polygon(points, outline=colour, width=width)
+        else:
+            pen.polygon(points, fill=colour)
+    noisy = np.asarray(image, np.float32) + rng.normal(0, 12, (side, side, 3))
+    image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
     return image.convert("L") if rng.random() < 0.2 else image
 
 
