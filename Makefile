@@ -43,7 +43,7 @@ test-fast: $(VENV)/.installed-dev
 
 # Every zoo model x input size through train -> evaluate -> predict -> export (about 25 minutes on 2 cores).
 test-matrix: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m matrix -q tests/test_user_paths.py
+	$(BIN)/python -m pytest -m matrix -q tests/test_user_paths.py tests/models/test_input_sizes.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -1,4 +1,4 @@
-"""Course 6: a Conv3D classifier of synthetic 16x16x16 volumes (a bright ball vs a bright cube + noise, seeded).
+"""Course 6: a Conv3D classifier of synthetic 16x16x16 volumes (a solid ball vs a hollow shell + noise, seeded).
 
 Written exactly as a Keras user writes it; the runner swaps the ``from keras import`` line for
 ``from cnnlab.keras import``.
@@ -19,15 +19,16 @@ epochs = 2
 
 
 def make_volumes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` volumes ``(SIZE, SIZE, SIZE, 1)``; label 0 a ball, 1 a cube, of random centre and size."""
+    """``n`` volumes ``(SIZE, SIZE, SIZE, 1)``; label 0 a solid ball, 1 a hollow shell, random centre and size."""
     grid = np.stack(np.meshgrid(*[np.arange(SIZE)] * 3, indexing="ij"), -1)  # (S, S, S, 3)
     labels = rng.integers(0, 2, n)
     centres = rng.uniform(5, SIZE - 5, (n, 1, 1, 1, 3))
     radii = rng.uniform(2.5, 4.5, (n, 1, 1, 1))
     offsets = grid[None] - centres
-    ball = np.sqrt((offsets**2).sum(-1)) <= radii
-    cube = np.abs(offsets).max(-1) <= radii * 0.8
-    x = np.where(labels[:, None, None, None] == 0, ball, cube).astype("float32")
+    distance = np.sqrt((offsets**2).sum(-1))
+    ball = distance <= radii
+    shell = ball & (distance >= radii - 1.2)
+    x = np.where(labels[:, None, None, None] == 0, ball, shell).astype("float32")
     x += rng.normal(0, 0.3, x.shape)
     return x[..., None].astype("float32"), labels
 

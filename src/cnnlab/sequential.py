@@ -509,17 +509,22 @@ def model_from_config(config: dict[str, Any], where: str | None = None) -> BaseM
         return Sequential(layers, name=config.get("name"), input_shape=config.get("input_shape"))
     if kind == "Model":
         layers = [layer_from_config(c, where=f"{where}: layers[{i}]") for i, c in enumerate(config["layers"])]
-        tensors: list[SymbolicTensor] = []
-        for layer_index, parents in config["nodes"]:
-            layer = layers[layer_index]
-            if not parents:
-                tensors.append(layer.output)
-            else:
-                args = [tensors[p] for p in parents]
-                tensors.append(layer(args if layer.multi_input else args[0]))
-        start = next(t for t, (_, parents) in zip(tensors, config["nodes"], strict=True) if not parents)
-        return Model(start, tensors[-1], name=config.get("name"))
+        return Model(*rebuild_graph(layers, config["nodes"]), name=config.get("name"))
     raise ConfigError(f"unknown model class {kind!r}", where=where, fix="expected 'Sequential' or 'Model'")
+
+
+def rebuild_graph(layers: Sequence[Layer], nodes: Sequence[Sequence[Any]]) -> tuple[SymbolicTensor, SymbolicTensor]:
+    """Call ``layers`` as the ``nodes`` of :meth:`Model.get_config` say; returns ``(input, output)`` for ``Model``."""
+    tensors: list[SymbolicTensor] = []
+    for layer_index, parents in nodes:
+        layer = layers[layer_index]
+        if not parents:
+            tensors.append(layer.output)
+        else:
+            args = [tensors[p] for p in parents]
+            tensors.append(layer(args if layer.multi_input else args[0]))
+    start = next(t for t, (_, parents) in zip(tensors, nodes, strict=True) if not parents)
+    return start, tensors[-1]
 
 
 def load_model_yaml(path: str | Path) -> Sequential:

@@ -43,7 +43,9 @@ def _cases() -> list[object]:
         sizes = [*SIZES, IMAGENET] if model_entry(name).default_input == IMAGENET else SIZES
         for size in sizes:
             slow = heavy or size == IMAGENET
-            marks = [pytest.mark.slow] if slow else []
+            # a heavy net runs in every CI pass at its own size and the smallest; its other sizes with the matrix
+            matrix = heavy and size not in (IMAGENET, SIZES[0])
+            marks = [pytest.mark.matrix] if matrix else [pytest.mark.slow] if slow else []
             cases.append(pytest.param(name, size, marks=marks, id=f"{name}-{'x'.join(map(str, size))}"))
     return cases
 

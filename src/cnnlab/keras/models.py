@@ -1,0 +1,791 @@
+"""Keras models (``keras.models``): ``Sequential``, the functional ``Model`` and ``load_model``, with
+Keras' conventions, built on :mod:`cnnlab.sequential` and trained by :class:`cnnlab.train.Trainer`.
+
+What you write is Keras: arrays are channels-last ``(N, H, W, C)`` (numpy, lists, or torch tensors
+in the same layout), ``fit`` returns a ``History`` with Keras' keys, ``evaluate`` returns the loss
+alone without metrics and ``[loss, metric, ...]`` with them (``return_dict=True``: a dict),
+``predict`` returns numpy arrays (image outputs channels-last), and ``summary()`` prints Keras'
+table. Inside, the model computes channels-first like torch: the data is transposed once on the
+way in, and a cnnlab batch source (``TensorLoader``) is used as it is (NCHW).
+
+Training runs in float32 (as Keras), with Keras' defaults: batch size 32, ``validation_split`` holding
+out the *last* fraction of the samples (before shuffling), the optimizer's state kept from one
+``fit`` to the next. Keras callbacks (:mod:`cnnlab.keras.callbacks`) see Keras' log names.
+
+``model.save(path)`` writes cnnlab's own safe format (a torch checkpoint of plain data: no pickled
+code runs on load) whatever the suffix, so ``model.save("model.keras")`` or ``"model.h5"`` work,
+but Keras cannot read the file and :func:`load_model` cannot read Keras' files.
+
+>>> import numpy as np
+>>> from cnnlab.keras import layers
+>>> model = Sequential()
+>>> model.add(layers.Conv2D(4, (3, 3), activation="relu", input_shape=(8, 8, 1)))
+>>> model.add(layers.MaxPooling2D((2, 2)))
+>>> model.add(layers.Flatten())
+>>> model.add(layers.Dense(3, activation="softmax"))
+>>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> x, y = np.random.rand(40, 8, 8, 1).astype("float32"), np.arange(40) % 3
+>>> history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.2, verbose=0)
+>>> sorted(history.history), history.epoch
+(['accuracy', 'loss', 'val_accuracy', 'val_loss'], [0, 1])
+>>> loss, accuracy = model.evaluate(x, y, verbose=0)
+>>> model.predict(x[:2], verbose=0).shape, model.count_params()
+((2, 3), 151)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import cnnlab.sequential as cs
+from cnnlab.core.errors import ConfigError, DataError, ShapeError, WeightsError
+from cnnlab.core.rundir import load_checkpoint, save_checkpoint
+from cnnlab.keras import losses as keras_losses
+from cnnlab.keras import metrics as keras_metrics
+from cnnlab.keras import optimizers as keras_optimizers
+from cnnlab.keras.callbacks import Callback, keras_logs, to_trainer_callback
+from cnnlab.keras.layers import KerasLayer, channels_first, channels_last, keras_shape, layer_from_config
+from cnnlab.train import Callback as TrainerCallback
+from cnnlab.train import TrainConfig, Trainer
+from cnnlab.train.callbacks import ProgressBar
+from cnnlab.train.trainer import Batch, BatchSource, Logs
+
+SAVE_FORMAT = "cnnlab-keras-model/1"
+WEIGHTS_FORMAT = "cnnlab-keras-weights/1"
+_KERAS_BATCH_SIZE = 32  # Keras' default for fit
+# Keras trains in float32; the layers use Keras' initialisation; the learning rate stays where callbacks put it.
+_TRAIN_CONFIG = TrainConfig(epochs=1, batch_size=_KERAS_BATCH_SIZE, schedule="constant", precision="fp32")
+
+
+@dataclass
+class History(cs.History):
+    """What ``fit`` returns, as Keras' ``History``: ``history`` maps Keras' log names (``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy``, ...) to one value per epoch; ``epoch`` counts from 0."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    model: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    loss: keras_losses.LossLike
+    metrics: tuple[keras_metrics.Metric, ...]
+    config: TrainConfig
+    saved: dict[str, Any] | None  # loss and metrics as plain data for save(); None with custom objects
+
+
+def _log_key(metric: keras_metrics.Metric) -> str:
+    """The Trainer, its progress bar and the Keras-callback adapter call accuracy ``acc``
+    (:func:`cnnlab.keras.callbacks.keras_logs` renames it back); other metrics keep their names."""
+    return "acc" if metric.name in ("accuracy", "acc") else metric.name
+
+
+class _KerasTrainer(Trainer):
+    """The Trainer with a Keras loss (``loss(y_true, y_pred)``), Keras metrics and the Keras optimizer's
+    torch optimizer (kept across ``fit`` calls)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        compiled: _Compiled | None,
+        optimizer: torch.optim.Optimizer | None,
+        callbacks: Sequence[TrainerCallback],
+    ) -> None:
+        loss = None if compiled is None else compiled.loss
+        # One group with every parameter: a frozen model (predict, evaluate) still gets its unused optimizer.
+        super().__init__(
+            model,
+            config,
+            loss_fn=None if loss is None else lambda out, y: loss(y, out).mean(),
+            callbacks=callbacks,
+            param_groups=[{"params": list(model.parameters())}],
+        )
+        if optimizer is not None:
+            self.optimizer = optimizer
+        self.keras_metrics = () if compiled is None else compiled.metrics
+
+    def _metric_logs(self, y: torch.Tensor, out: torch.Tensor) -> Logs:
+        return {_log_key(m): m(y, out).float().mean() for m in self.keras_metrics}
+
+    def train_step(self, batch: Batch) -> Logs:
+        x, y = self.prepare(batch)
+        out = self.logits(self.model, x).float()
+        loss = self.loss_fn(out, y)
+        self.optimise(loss)
+        return {"loss": loss.detach(), **self._metric_logs(y, out.detach())}
+
+    def eval_step(self, batch: Batch) -> Logs:
+        x, y = self.prepare(batch)
+        out = self.logits(self.eval_model, x).float()
+        return {"loss": self.loss_fn(out, y), **self._metric_logs(y, out)}
+
+
+class _GeneratorSource:
+    """A Keras generator as a batch source: ``steps`` batches per epoch, from an indexable sequence
+    (``data[i]``, then ``data.on_epoch_end()``, as ``keras.utils.Sequence`` and ``ImageDataGenerator.flow``)
+    or from an iterator that is pulled on across epochs."""
+
+    def __init__(self, data: Any, steps: int | None, convert: Callable[[Any], Batch], what: str) -> None:
+        self.data, self.convert, self.what = data, convert, what
+        self.indexable = hasattr(data, "__getitem__") and hasattr(data, "__len__")
+        if steps is None:
+            if not hasattr(data, "__len__"):
+                raise ConfigError(
+                    f"{what}: a generator without a length needs the number of batches per epoch",
+                    fix="pass steps_per_epoch (validation_steps, steps) = samples // batch_size",
+                )
+            steps = len(data)
+        if not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"{what}: the number of steps must be an int >= 1. Received: {steps!r}")
+        self.steps = steps
+        self._iterator = None if self.indexable else iter(data)
+        self._pending: list[Batch] = []
+
+    def first(self) -> Batch:
+        """The first batch (to build the model from); an iterator's batch is kept for the first epoch."""
+        if self.indexable:
+            return self.convert(self.data[0])
+        batch = self._next()
+        self._pending.append(batch)
+        return batch
+
+    def _next(self) -> Batch:
+        if self._pending:
+            return self._pending.pop()
+        try:
+            return self.convert(next(self._iterator))
+        except StopIteration:
+            raise DataError(
+                f"{self.what}: the generator ran out of batches",
+                fix="make it loop forever (ImageDataGenerator.flow does) or ask for fewer steps",
+            ) from None
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        for step in range(start, self.steps):
+            yield self.convert(self.data[step % len(self.data)]) if self.indexable else self._next()
+        if hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
+
+
+def _is_generator(x: Any) -> bool:
+    """A Python generator, iterator or Keras-style sequence (not an array, list or cnnlab batch source)."""
+    if x is None or isinstance(x, np.ndarray | torch.Tensor | list | tuple) or hasattr(x, "__array__"):
+        return False
+    return hasattr(x, "__next__") or hasattr(x, "__iter__") or hasattr(x, "__getitem__")
+
+
+def _refuse(what: str, **arguments: Any) -> None:
+    """Keras arguments with no cnnlab counterpart must be left at Keras' default (None)."""
+    for name, value in arguments.items():
+        if value is not None:
+            raise ConfigError(f"{what}: {name} is not supported. Received: {name}={value!r}", fix=f"drop {name}")
+
+
+class _KerasModel:
+    """compile / fit / evaluate / predict / save / summary / weights with Keras' conventions; mixed into
+    :class:`Sequential` and :class:`Model` over their cnnlab classes (which hold the layers and the graph)."""
+
+    layers: Sequence[KerasLayer]
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    name: str | None
+    default_name = "model"
+
+    def _keras_init(self, trainable: bool) -> None:
+        self.optimizer: keras_optimizers.Optimizer | None = None
+        self.stop_training = False  # EarlyStopping sets it; the callback adapter then stops the Trainer
+        self._keras: _Compiled | None = None
+        self._trainable = True
+        if not trainable:  # layers keep their own flags unless the whole model is frozen
+            self.trainable = False
+
+    # ----- compile / fit / evaluate / predict ------------------------------------------------------
+    def compile(
+        self,
+        optimizer: str | keras_optimizers.Optimizer = "rmsprop",
+        loss: str | keras_losses.LossLike | None = None,
+        metrics: Sequence[str | keras_metrics.Metric | keras_metrics.MetricFn] | None = None,
+        loss_weights: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: bool | str = "auto",
+    ) -> None:
+        """Choose the optimizer (Keras' default ``'rmsprop'``), the loss and the metrics.
+
+        ``jit_compile=True`` trains a ``torch.compile``-d model; the default runs eagerly, as ``run_eagerly``.
+        Compiling again starts a new optimizer state.
+        """
+        _refuse("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        if steps_per_execution != 1:
+            raise ConfigError(f"compile: steps_per_execution must be 1. Received: {steps_per_execution}")
+        if loss is None:
+            raise ConfigError("compile: a loss is needed", fix="e.g. loss='sparse_categorical_crossentropy'")
+        if isinstance(metrics, str) or not isinstance(metrics, Sequence | None):
+            raise ConfigError(f"compile: metrics must be a list. Received: {metrics!r}", fix="metrics=['accuracy']")
+        opt = keras_optimizers.get(optimizer)
+        opt.reset()
+        loss_fn = keras_losses.get(loss)
+        metric_list = tuple(keras_metrics.get(m) for m in metrics or ())
+        names = [keras_metrics.serialize(m) for m in metric_list]
+        saved = None
+        if isinstance(loss_fn, keras_losses.Loss) and None not in names:
+            saved = {"loss": loss_fn.get_config(), "metrics": names}
+        config = dataclasses.replace(
+            _TRAIN_CONFIG, grad_clip=opt.global_clipnorm, compile=jit_compile is True and not run_eagerly
+        )
+        self.optimizer = opt
+        self._keras = _Compiled(loss_fn, metric_list, config, saved)
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: int | str = "auto",
+        callbacks: Sequence[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ) -> History:
+        """Train for ``epochs`` on arrays ``x, y``, a generator of ``(x, y)`` batches (with ``steps_per_epoch``
+        unless it has a length), or a cnnlab batch source (``y=None``).
+
+        ``validation_split`` holds out the last fraction of the arrays (before shuffling);
+        ``validation_data`` (``(x_val, y_val)``, a generator or a batch source) takes precedence over it,
+        as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar.
+        """
+        compiled = self._keras_compiled("fit")
+        _refuse("fit", class_weight=class_weight, sample_weight=sample_weight)
+        if initial_epoch != 0 or validation_freq != 1:
+            raise ConfigError(
+                f"fit: initial_epoch and validation_freq are not supported. "
+                f"Received: initial_epoch={initial_epoch}, validation_freq={validation_freq}",
+                fix="call fit again to train on (the optimizer state carries over); validate every epoch",
+            )
+        if not 0 <= validation_split < 1:
+            raise ConfigError(f"fit: validation_split must be in [0, 1). Received: {validation_split}", fix="e.g. 0.1")
+        batch_size = _check_batch_size(batch_size)
+        train, held_out = self._train_source(x, y, batch_size, shuffle, validation_split, steps_per_epoch, compiled)
+        val = held_out
+        if validation_data is not None:
+            val = self._evaluation_source(
+                validation_data, None, validation_batch_size, validation_steps, "validation_data"
+            )
+        adapter = to_trainer_callback(list(callbacks or ()), self)
+        assert self.optimizer is not None
+        torch_optimizer = self.optimizer.build(self.parameters())
+        config = dataclasses.replace(compiled.config, epochs=epochs, batch_size=batch_size)
+        progress: list[TrainerCallback] = [ProgressBar()] if verbose else []
+        self._trainer(config, [*progress, adapter], torch_optimizer).fit(train, val)
+        rows: list[dict[str, float]] = adapter.history
+        history = {key: [row[key] for row in rows if key in row] for key in dict.fromkeys(k for r in rows for k in r)}
+        params = {"verbose": verbose, "epochs": epochs, "steps": len(train)}
+        return History(history=history, epoch=list(range(len(rows))), params=params, model=self)
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        return_dict: bool = False,
+    ) -> float | list[float] | dict[str, float]:
+        """The mean loss (and metrics) over ``x, y``: a float without metrics, else ``[loss, metric, ...]``
+        in the order compiled; ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``."""
+        compiled = self._keras_compiled("evaluate")
+        _refuse("evaluate", sample_weight=sample_weight)
+        source = self._evaluation_source(x, y, batch_size, steps, "evaluate")
+        result = keras_logs(self._trainer(compiled.config, []).evaluate(source))
+        if verbose:
+            print(f"{len(source)}/{len(source)} - " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        values = list(result.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(
+        self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None
+    ) -> np.ndarray:
+        """Model outputs as a float32 numpy array; image outputs are channels-last ``(N, H, W, C)``.
+
+        ``x``: arrays, a generator of batches (``x`` or ``(x, y)``), or a cnnlab batch source. No compile needed.
+        """
+        config = self._keras.config if self._keras is not None else _TRAIN_CONFIG
+
+        def convert(item: Any) -> Batch:
+            inputs = self._inputs(item[0] if isinstance(item, tuple | list) else item, "predict")
+            return _as_float(inputs), torch.zeros(len(inputs))
+
+        source: Any
+        if cs._is_batch_source(x):
+            cs._check_not_empty(x, "predict")
+            self._build_from(next(iter(x.batches()))[0])
+            source = x
+        elif _is_generator(x):
+            source = _GeneratorSource(x, steps, convert, "predict")
+            source.first()
+        else:
+            inputs = self._inputs(x, "predict")
+            cs._check_not_empty(inputs, "predict")
+            source = cs._loader(inputs, torch.zeros(len(inputs)), batch_size or config.eval_batch_size)
+        out = self._trainer(config, []).predict(source).numpy()
+        return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``['loss', 'accuracy', ...]``: the names ``evaluate`` returns values for."""
+        compiled = self._keras_compiled("metrics_names")
+        return ["loss", *keras_logs({_log_key(m): 0.0 for m in compiled.metrics})]
+
+    # ----- building and data ---------------------------------------------------------------------
+    def build(self, input_shape: Sequence[int | None]) -> tuple[int, ...]:
+        """``model.build((None, H, W, C))`` as in Keras (a per-sample channels-first shape is cnnlab's own call)."""
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            shape = channels_first(keras_shape(shape[1:], "build", "input_shape"))
+        return super().build(shape)
+
+    def _keras_compiled(self, what: str) -> _Compiled:
+        if self._keras is None:
+            raise ConfigError(f"{what}: the model is not compiled", fix="call model.compile(optimizer, loss, metrics)")
+        return self._keras
+
+    def _trainer(
+        self,
+        config: TrainConfig,
+        callbacks: Sequence[TrainerCallback],
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> _KerasTrainer:
+        # torch's channels_last memory format is for 4-D tensors: Conv3D weights (5-D) train without it.
+        five_d = any(p.dim() == 5 for p in self.parameters())
+        config = dataclasses.replace(config, channels_last=config.channels_last and not five_d)
+        return _KerasTrainer(self, config, self._keras, optimizer, callbacks)
+
+    def _inputs(self, x: Any, what: str) -> torch.Tensor:
+        """Keras' channels-last data as the model's channels-first tensor (builds the model from it)."""
+        array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        if self.input_shape is not None and array.ndim >= 1:
+            expected = channels_last(self.input_shape)
+            grey = expected[-1] == 1 and array.shape[1:] == expected[:-1]  # (N, H, W) for (H, W, 1)
+            if array.shape[1:] != expected and not grey:
+                raise ShapeError(
+                    f"{what}: the model takes input of shape (None, {', '.join(map(str, expected))}) "
+                    f"(channels-last, as in Keras); received {array.shape}",
+                    fix=f"pass arrays as (N, {', '.join(map(str, expected))}); "
+                    "channels-first arrays become channels-last with np.moveaxis(x, 1, -1)",
+                )
+        tensor = cs.to_nchw(array, self.input_shape, what)
+        self._build_from(tensor)
+        return tensor
+
+    def _targets(self, y: Any, what: str) -> torch.Tensor:
+        """Labels in Keras' layout as the loss takes them (checked against the output shape)."""
+        if y is None:
+            raise ConfigError(f"{what}: y is missing", fix="pass labels as y, or a generator of (x, y) batches as x")
+        t = y.detach().cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+        loss = self._keras_compiled(what).loss
+        if isinstance(loss, keras_losses.Loss):
+            return loss.prepare_targets(t, self.output_shape, what)
+        t = t.float() if t.is_floating_point() else t  # a custom loss: channels-first like the output
+        return t.movedim(-1, 1) if t.dim() >= 3 else t
+
+    def _batch(self, item: Any, what: str) -> Batch:
+        """One ``(x, y)`` batch of a generator, converted."""
+        if not isinstance(item, tuple | list) or len(item) not in (2, 3):
+            raise DataError(f"{what}: a generator must yield (x, y) batches", fix="yield (x_batch, y_batch)")
+        if len(item) == 3 and item[2] is not None:
+            raise ConfigError(f"{what}: sample weights are not supported", fix="yield (x, y) batches")
+        inputs = self._inputs(item[0], what)
+        targets = self._targets(item[1], what)
+        if len(inputs) != len(targets):
+            raise DataError(f"{what}: a batch has {len(inputs)} inputs but {len(targets)} labels")
+        return _as_float(inputs), targets
+
+    def _arrays(self, x: Any, y: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self._inputs(x, what)
+        targets = self._targets(y, what)
+        if len(inputs) != len(targets):
+            raise DataError(f"{what}: x has {len(inputs)} samples but y has {len(targets)}", fix="pass aligned x and y")
+        cs._check_not_empty(inputs, what)
+        return inputs, targets
+
+    def _train_source(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int,
+        shuffle: bool,
+        validation_split: float,
+        steps: int | None,
+        compiled: _Compiled,
+    ) -> tuple[BatchSource, BatchSource | None]:
+        """The training batches, and the held-out last ``validation_split`` of arrays (else None)."""
+        if cs._is_batch_source(x) or _is_generator(x):
+            if y is not None or validation_split:
+                raise ConfigError(
+                    "fit: with a generator or batch source as x, give neither y nor validation_split",
+                    fix="it yields (x, y) batches; pass validation_data for validation",
+                )
+            if cs._is_batch_source(x):
+                cs._check_not_empty(x, "fit", "training samples")
+                self._build_from(next(iter(x.batches()))[0])
+                return x, None
+            source = _GeneratorSource(x, steps, lambda item: self._batch(item, "fit"), "fit")
+            source.first()
+            return source, None
+        if steps is not None:
+            raise ConfigError("fit: steps_per_epoch is for generators", fix="drop it; arrays are split by batch_size")
+        inputs, targets = self._arrays(x, y, "fit")
+        n = len(inputs)
+        split_at = math.floor(n * (1.0 - validation_split)) if validation_split else n  # Keras' rounding
+        if not 0 < split_at <= n or (validation_split and split_at == n):
+            raise DataError(
+                f"fit: validation_split={validation_split} of {n} samples leaves no training or no validation data",
+                fix="use more samples or another validation_split",
+            )
+        seed = compiled.config.seed
+        train = cs._loader(inputs[:split_at], targets[:split_at], batch_size, shuffle, seed)
+        held_out = None
+        if split_at < n:
+            held_out = cs._loader(inputs[split_at:], targets[split_at:], compiled.config.eval_batch_size)
+        return train, held_out
+
+    def _evaluation_source(self, x: Any, y: Any, batch_size: int | None, steps: int | None, what: str) -> BatchSource:
+        if cs._is_batch_source(x):
+            cs._check_not_empty(x, what)
+            return x
+        if _is_generator(x):
+            source = _GeneratorSource(x, steps, lambda item: self._batch(item, what), what)
+            source.first()
+            return source
+        if isinstance(x, tuple) and y is None:
+            if len(x) not in (2, 3) or (len(x) == 3 and x[2] is not None):
+                raise ConfigError(f"{what}: give (x_val, y_val)", fix="sample weights are not supported")
+            x, y = x[0], x[1]
+        inputs, targets = self._arrays(x, y, what)
+        return cs._loader(inputs, targets, batch_size or self._keras_compiled(what).config.eval_batch_size)
+
+    # ----- weights ---------------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        """``model.trainable = False`` freezes every layer (as in Keras; compile again before ``fit``)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = self._trainable
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Every layer's weights in Keras' layouts, in layer order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        """The weights ``fit`` updates."""
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        """Frozen weights and BatchNormalization's moving statistics."""
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """All weights as numpy arrays in Keras' layouts (what Keras' ``get_weights`` lists)."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set all weights from arrays in Keras' layouts, in :meth:`get_weights` order."""
+        weights = list(weights)
+        counts = [len(layer.weights) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise ShapeError(
+                f"set_weights: the model has {sum(counts)} weight arrays; received {len(weights)}",
+                fix="pass what get_weights() returns",
+            )
+        start = 0
+        for layer, count in zip(self.layers, counts, strict=True):
+            layer.set_weights(weights[start : start + count])
+            start += count
+
+    def count_params(self) -> int:
+        """Number of weight values (BatchNormalization's moving statistics included, as Keras counts)."""
+        self._require_built("count_params")
+        return sum(w.numel() for w in self.weights)
+
+    def _require_built(self, what: str) -> None:
+        if self.input_shape is None:
+            raise ShapeError(
+                f"{what}: the model is not built yet",
+                fix="give input_shape=(H, W, C) to the first layer, start with Input(shape=...), or call fit first",
+            )
+
+    # ----- summary ---------------------------------------------------------------------------------
+    def summary(self, print_fn: Callable[[str], Any] | None = None, show_trainable: bool = False) -> None:
+        """Print Keras' table: ``Layer (type)``, ``Output Shape`` (channels-last, batch ``None``), ``Param #``,
+        then total, trainable and non-trainable parameters (moving statistics are non-trainable)."""
+        header = ["Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])]
+        rows = []
+        for layer in self.layers:
+            shape = (
+                "?"
+                if layer.output_shape is None
+                else f"(None, {', '.join(map(str, channels_last(layer.output_shape)))})"
+            )
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+            rows.append([f"{layer.name} ({type(layer).__name__})", shape, params, "Y" if layer.trainable else "N"])
+        widths = [max(len(row[i]) for row in [header, *rows]) + 4 for i in range(len(header))]
+        width = sum(widths)
+
+        def line(cells: Sequence[str]) -> str:
+            return " " + "".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+        total = sum(w.numel() for w in self.weights)
+        trainable = sum(w.numel() for w in self.trainable_weights)
+        lines = [
+            f'Model: "{self.name or self.default_name}"',
+            "_" * width,
+            line(header),
+            "=" * width,
+            *(line(row) for row in rows),
+            "=" * width,
+            f"Total params: {total:,} ({_memory(total)})",
+            f"Trainable params: {trainable:,} ({_memory(trainable)})",
+            f"Non-trainable params: {total - trainable:,} ({_memory(total - trainable)})",
+            "_" * width,
+        ]
+        for text in lines:
+            (print_fn or print)(text)
+
+    # ----- saving ----------------------------------------------------------------------------------
+    def save(self, filepath: str | Path, overwrite: bool = True) -> None:
+        """Save architecture, weights and compile settings to one file in cnnlab's safe format (whatever the
+        suffix: ``.keras`` and ``.h5`` are names only); :func:`load_model` reads it. The optimizer's state is
+        not saved, and a model compiled with custom functions loads uncompiled."""
+        path = Path(filepath)
+        if path.exists() and not overwrite:
+            raise ConfigError(f"save: {path} exists", fix="pass overwrite=True or another path")
+        self._require_built("save")
+        compiled = None
+        if self._keras is not None and self._keras.saved is not None and self.optimizer is not None:
+            compiled = {**self._keras.saved, "optimizer": self.optimizer.get_config()}
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        save_checkpoint(
+            path, {"format": SAVE_FORMAT, "config": self.get_config(), "state_dict": state, "compile": compiled}
+        )
+
+    def save_weights(self, filepath: str | Path, overwrite: bool = True) -> None:
+        """Save the weights alone (cnnlab's safe format); :meth:`load_weights` reads them into the same architecture."""
+        path = Path(filepath)
+        if path.exists() and not overwrite:
+            raise ConfigError(f"save_weights: {path} exists", fix="pass overwrite=True or another path")
+        self._require_built("save_weights")
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        save_checkpoint(path, {"format": WEIGHTS_FORMAT, "state_dict": state})
+
+    def load_weights(self, filepath: str | Path) -> None:
+        """Load weights written by :meth:`save_weights` (or a whole model written by :meth:`save`)."""
+        self._require_built("load_weights")
+        checkpoint = _read(filepath, (WEIGHTS_FORMAT, SAVE_FORMAT))
+        self.load_state_dict(checkpoint["state_dict"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """``load_model(path)``, insisting on this class."""
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise WeightsError(f"the file holds a {type(model).__name__}, not a {cls.__name__}", where=str(path))
+        return model
+
+
+class Sequential(_KerasModel, cs.Sequential):
+    """``keras.Sequential``: a stack of :mod:`cnnlab.keras.layers`, built from a list or with ``add``.
+
+    >>> from cnnlab.keras import layers
+    >>> model = Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, 3, activation="relu")])
+    >>> model.add(layers.Flatten())
+    >>> lines = []
+    >>> model.summary(print_fn=lines.append)
+    >>> lines[4].split()
+    ['conv2d', '(Conv2D)', '(None,', '26,', '26,', '32)', '320']
+    """
+
+    default_name = "sequential"
+
+    def __init__(
+        self, layers: Sequence[KerasLayer] | None = None, trainable: bool = True, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        self._keras_init(trainable)
+        for layer in layers or ():
+            self.add(layer)
+
+    def add(self, layer: KerasLayer) -> None:
+        """Append a layer (built at once when the input shape is known)."""
+        _check_keras_layers([layer], "Sequential")
+        super().add(layer)
+        layer.trainable = layer.trainable and self._trainable
+
+
+class Model(_KerasModel, cs.Model):
+    """``keras.Model(inputs, outputs)``: a functional graph from one ``Input`` to one output.
+
+    >>> from cnnlab.keras import layers
+    >>> inputs = layers.Input(shape=(16, 16, 8))
+    >>> x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    >>> x = layers.Add()([inputs, layers.Conv2D(8, 3, padding="same")(x)])      # a residual block
+    >>> model = Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling2D()(x)))
+    >>> model.predict(np.zeros((2, 16, 16, 8), "float32"), verbose=0).shape
+    (2, 10)
+    """
+
+    default_name = "functional"
+
+    def __init__(
+        self, inputs: Any = None, outputs: Any = None, name: str | None = None, trainable: bool = True
+    ) -> None:
+        if inputs is None or outputs is None:
+            raise ConfigError(
+                "Model needs inputs and outputs; subclassing Model (a call method) is not supported",
+                fix="x = Input(shape=...); y = layers.Dense(...)(x); Model(x, y)",
+            )
+        super().__init__(inputs, outputs, name=name)
+        _check_keras_layers(self.layers, "Model")
+        self._keras_init(trainable)
+
+
+def _check_keras_layers(layers: Sequence[Any], where: str) -> None:
+    for layer in layers:
+        if not isinstance(layer, KerasLayer):
+            raise ConfigError(
+                f"{where} takes cnnlab.keras.layers (Keras' channels-last conventions); "
+                f"received {type(layer).__module__}.{type(layer).__name__}",
+                fix="import the layer from cnnlab.keras.layers (cnnlab.layers go into cnnlab.sequential models)",
+            )
+
+
+def _as_float(inputs: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 values 0..255 (as Keras feeds them); arrays get this per batch from their loader."""
+    return inputs if inputs.is_floating_point() else inputs.float()
+
+
+def _check_batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return _KERAS_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1. Received: {batch_size!r}", fix="e.g. 32")
+    return batch_size
+
+
+def _batch_shape(shape: Sequence[int]) -> str:
+    """Keras' way of printing a shape with its batch axis: ``(None, 26, 26, 32)``."""
+    return f"(None, {', '.join(map(str, shape))})"
+
+
+def _memory(count: int) -> str:
+    """Float32 size of ``count`` values as Keras prints it (1024-based)."""
+    size, units = count * 4.0, ["B", "KB", "MB", "GB", "TB"]
+    for unit in units:
+        if size < 1024 or unit == units[-1]:
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _read(path: str | Path, formats: tuple[str, ...]) -> dict[str, Any]:
+    """A checkpoint written by this module; Keras' own files and other cnnlab files are refused by name."""
+    path = Path(path)
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(8)
+        keras_zip = zipfile.is_zipfile(path) and "config.json" in zipfile.ZipFile(path).namelist()
+        if head == b"\x89HDF\r\n\x1a\n" or keras_zip:
+            raise WeightsError(
+                "this is a file written by Keras itself (HDF5 or .keras); cnnlab.keras reads only files it saved",
+                where=str(path),
+                fix="rebuild the model in cnnlab.keras and train it, or copy the weights over with set_weights",
+            )
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("format") not in formats:
+        raise WeightsError(
+            f"not a file saved by cnnlab.keras (format {checkpoint.get('format')!r})",
+            where=str(path),
+            fix="cnnlab.sequential models load with cnnlab.sequential.BaseModel.load",
+        )
+    return checkpoint
+
+
+def model_from_config(config: dict[str, Any]) -> Sequential | Model:
+    """Rebuild a model (without weights) from its ``get_config()``."""
+    layers = [layer_from_config(c) for c in config["layers"]]
+    if config.get("class") == "Sequential":
+        model = Sequential(layers, name=config.get("name"))
+        if model.input_shape is None and config.get("input_shape"):
+            model.build(config["input_shape"])
+        return model
+    if config.get("class") == "Model":
+        return Model(*cs.rebuild_graph(layers, config["nodes"]), name=config.get("name"))
+    raise ConfigError(f"unknown model class {config.get('class')!r}", fix="expected 'Sequential' or 'Model'")
+
+
+def load_model(
+    filepath: str | Path, custom_objects: dict[str, Any] | None = None, compile: bool = True, safe_mode: bool = True
+) -> Sequential | Model:
+    """Load a model written by ``model.save``: architecture, weights, and (``compile=True``) its compile settings.
+
+    >>> import tempfile, pathlib
+    >>> from cnnlab.keras import layers
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
+    >>> model = Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))])
+    >>> model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    >>> model.save(path)
+    >>> loaded = load_model(path)
+    >>> loaded.layers[0].units, type(loaded.optimizer).__name__, loaded.metrics_names
+    (2, 'SGD', ['loss', 'accuracy'])
+    """
+    if custom_objects:
+        raise ConfigError(
+            "load_model: custom_objects are not supported (nothing custom is saved)",
+            fix="load with compile=False and compile again with your custom loss or metrics",
+        )
+    checkpoint = _read(filepath, (SAVE_FORMAT,))
+    model = model_from_config(checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    saved = checkpoint.get("compile")
+    if compile and saved is not None:
+        model.compile(
+            optimizer=keras_optimizers.from_config(saved["optimizer"]),
+            loss=keras_losses.from_config(saved["loss"]),
+            metrics=saved["metrics"],
+        )
+    return model
+
+
+__all__ = ["History", "Model", "Sequential", "load_model", "model_from_config"]
