@@ -25,8 +25,6 @@ from cnnlab.keras.callbacks import (
     ReduceLROnPlateau,
     to_trainer_callback,
 )
-from cnnlab.layers import Dense, Flatten
-from cnnlab.sequential import Sequential
 from cnnlab.train import TrainConfig, Trainer
 
 X = torch.randn(16, 1, 2, 2, generator=torch.Generator().manual_seed(0))
@@ -223,15 +221,19 @@ def test_the_adapter_refuses_trainer_callbacks():
         to_trainer_callback([TrainerEarlyStopping()], KerasLike())  # type: ignore[list-item]
 
 
-def test_the_adapter_in_a_keras_style_fit():
-    """cnnlab.sequential's fit takes Trainer callbacks: the adapter makes Keras callbacks one of them."""
+def test_keras_fit_with_early_stopping_restores_the_best_epoch(tmp_path: Path):
+    """The course's way: ``model.fit(..., callbacks=[EarlyStopping(...), ModelCheckpoint(...)])`` on a keras model."""
+    from cnnlab import keras
+
     torch.manual_seed(0)
-    model = Sequential([Flatten(input_shape=(1, 2, 2)), Dense(2)])
-    model.compile(optimizer="sgd", learning_rate=0.5, precision="fp32")
+    model = keras.Sequential([keras.layers.Flatten(input_shape=(2, 2, 1)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="sparse_categorical_crossentropy")
     x = X.permute(0, 2, 3, 1).numpy()  # NHWC, as Keras users hold images
     stop = EarlyStopping(patience=1, restore_best_weights=True)
-    adapter = to_trainer_callback([stop], model)
-    history = model.fit(x, np.zeros(16), validation_data=(x, np.ones(16)), epochs=10, callbacks=[adapter], verbose=0)
-    assert len(history.epoch) == 2 and stop.best_epoch == 0
-    assert [sorted(row) for row in adapter.history] == [["accuracy", "loss", "val_accuracy", "val_loss"]] * 2
-    assert np.isclose(model.evaluate(x, np.ones(16))["loss"], history.history["val_loss"][0], atol=1e-5)
+    best = ModelCheckpoint(str(tmp_path / "best.keras"), save_best_only=True)
+    history = model.fit(x, np.zeros(16), validation_data=(x, np.ones(16)), epochs=10, callbacks=[stop, best], verbose=0)
+    assert history.epoch == [0, 1] and stop.best_epoch == 0  # validation gets worse from the first epoch on
+    assert sorted(history.history) == ["loss", "val_loss"]
+    assert np.isclose(model.evaluate(x, np.ones(16), verbose=0), history.history["val_loss"][0], atol=1e-5)
+    saved = keras.models.load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(saved.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

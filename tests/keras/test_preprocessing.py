@@ -13,7 +13,6 @@ from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import DataWarning
 from cnnlab.keras.preprocessing.image import ImageDataGenerator, img_to_array, load_img
 from cnnlab.keras.preprocessing_layers import RandomFlip, RandomRotation, RandomZoom
-from cnnlab.layers.base import layer_from_config
 
 
 def _folder(root: Path, counts: dict[str, int], size: tuple[int, int] = (10, 12)) -> Path:
@@ -169,11 +168,12 @@ def test_random_zoom_out_shrinks_content_and_seeds_repeat():
 
 
 def test_preprocessing_layers_rebuild_from_their_config():
-    layer = RandomRotation(0.1, input_shape=(3, 32, 24))  # cnnlab.layers' order: cnnlab.keras.layers wraps it
-    config = layer.get_config()
-    assert config["input_shape"] == [3, 32, 24] and config["factor"] == 0.1 and config["fill_mode"] == "reflect"
-    again = layer_from_config(config)
-    assert isinstance(again, RandomRotation) and again.input_shape == (3, 32, 24)
+    from cnnlab.keras import layers
+
+    layer = layers.RandomRotation(0.1, input_shape=(32, 24, 3))  # Keras' channels-last shape
+    again = layers.layer_from_config(layer.get_config())
+    assert isinstance(again, layers.RandomRotation) and again.input_shape == (3, 32, 24)
+    assert again.factor == 0.1 and again.fill_mode == "reflect"
     assert RandomZoom(0.2, None, "nearest", "bilinear", 3).seed == 3  # Keras' positional order
     with pytest.raises(ConfigError, match="fill_mode='wrap' is not supported"):
         RandomZoom(0.1, fill_mode="wrap")

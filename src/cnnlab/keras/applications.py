@@ -31,14 +31,13 @@ import torch
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError
-from cnnlab.layers.base import Layer, Shape, register_layer
+from cnnlab.layers.base import Layer, Shape
 from cnnlab.models.registry import create_model, input_options
 from cnnlab.models.weights import WEIGHTS, WeightSpec, weight_spec, weight_specs
 
 _POOLING = (None, "avg", "max")
 
 
-@register_layer
 class Application(Layer):
     """A zoo network as a Keras-style layer (see the module); build it with the named builders."""
 

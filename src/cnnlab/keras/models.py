@@ -8,9 +8,11 @@ alone without metrics and ``[loss, metric, ...]`` with them (``return_dict=True`
 table. Inside, the model computes channels-first like torch: the data is transposed once on the
 way in, and a cnnlab batch source (``TensorLoader``) is used as it is (NCHW).
 
-Training runs in float32 (as Keras), with Keras' defaults: batch size 32, ``validation_split`` holding
-out the *last* fraction of the samples (before shuffling), the optimizer's state kept from one
-``fit`` to the next. Keras callbacks (:mod:`cnnlab.keras.callbacks`) see Keras' log names.
+Training runs under the mixed-precision policy (:mod:`cnnlab.keras.mixed_precision`: cnnlab's CPU
+plan, bfloat16 where the processor has it, unless set to Keras' ``"float32"``), with Keras' defaults:
+batch size 32, ``validation_split`` holding out the *last* fraction of the samples (before
+shuffling), the optimizer's state kept from one ``fit`` to the next. Keras callbacks
+(:mod:`cnnlab.keras.callbacks`) see Keras' log names.
 
 ``model.save(path)`` writes cnnlab's own safe format (a torch checkpoint of plain data: no pickled
 code runs on load) whatever the suffix, so ``model.save("model.keras")`` or ``"model.h5"`` work,
@@ -52,6 +54,7 @@ from cnnlab.core.errors import ConfigError, DataError, ShapeError, WeightsError
 from cnnlab.core.rundir import load_checkpoint, save_checkpoint
 from cnnlab.keras import losses as keras_losses
 from cnnlab.keras import metrics as keras_metrics
+from cnnlab.keras import mixed_precision
 from cnnlab.keras import optimizers as keras_optimizers
 from cnnlab.keras.callbacks import Callback, keras_logs, to_trainer_callback
 from cnnlab.keras.layers import KerasLayer, channels_first, channels_last, keras_shape, layer_from_config
@@ -63,7 +66,8 @@ from cnnlab.train.trainer import Batch, BatchSource, Logs
 SAVE_FORMAT = "cnnlab-keras-model/1"
 WEIGHTS_FORMAT = "cnnlab-keras-weights/1"
 _KERAS_BATCH_SIZE = 32  # Keras' default for fit
-# Keras trains in float32; the layers use Keras' initialisation; the learning rate stays where callbacks put it.
+# The layers use Keras' initialisation; the learning rate stays where callbacks put it; compile sets the
+# precision from the mixed-precision policy (cnnlab's CPU plan unless set to Keras' "float32").
 _TRAIN_CONFIG = TrainConfig(epochs=1, batch_size=_KERAS_BATCH_SIZE, schedule="constant", precision="fp32")
 
 
@@ -246,7 +250,10 @@ class _KerasModel:
         if isinstance(loss_fn, keras_losses.Loss) and None not in names:
             saved = {"loss": loss_fn.get_config(), "metrics": names}
         config = dataclasses.replace(
-            _TRAIN_CONFIG, grad_clip=opt.global_clipnorm, compile=jit_compile is True and not run_eagerly
+            _TRAIN_CONFIG,
+            grad_clip=opt.global_clipnorm,
+            compile=jit_compile is True and not run_eagerly,
+            precision=mixed_precision.trainer_precision(),
         )
         self.optimizer = opt
         self._keras = _Compiled(loss_fn, metric_list, config, saved)

@@ -28,7 +28,7 @@ import torch
 
 from cnnlab.core.errors import ConfigError
 from cnnlab.data.augment import Compose, HorizontalFlip, RandomAffine, VerticalFlip
-from cnnlab.layers.base import Layer, Shape, register_layer
+from cnnlab.layers.base import Layer, Shape
 
 _FILL = {"reflect": "reflect", "nearest": "nearest", "constant": "zeros"}
 _FLIPS = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -85,7 +85,6 @@ class _RandomLayer(Layer):
         return self.transform(x, generator)
 
 
-@register_layer
 class RandomFlip(_RandomLayer):
     """Mirror each image with probability 1/2: ``horizontal``, ``vertical`` or ``horizontal_and_vertical``
     (each axis on its own draw).
@@ -112,7 +111,6 @@ class RandomFlip(_RandomLayer):
         self.mode = mode
 
 
-@register_layer
 class RandomRotation(_RandomLayer):
     """Rotate by a random angle: ``factor`` is a fraction of a full turn, ``f`` meaning ``(-f, f)``
     (``0.1``: up to 36 degrees either way); positive is counter-clockwise.
@@ -138,7 +136,6 @@ class RandomRotation(_RandomLayer):
         self.factor = factor
 
 
-@register_layer
 class RandomZoom(_RandomLayer):
     """Zoom by a random amount: ``height_factor`` ``f`` means ``(-f, f)``; positive values zoom out (the
     content shrinks to ``1 / (1 + value)``), as in Keras. ``width_factor=None`` keeps the aspect ratio;
