@@ -40,6 +40,16 @@ def test_loss_falls_on_synthetic_data():
     assert history[-1]["val_acc"] > 0.9
 
 
+def test_a_3d_conv_net_trains_under_the_default_plan_without_channels_last():
+    """torch's channels_last is a 4-D layout: a Conv3D model used to crash in the Trainer ("required rank 4")."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, 2))
+    x, y = torch.randn(8, 1, 5, 5, 5), torch.arange(8) % 2
+    trainer = Trainer(net, TrainConfig(epochs=1, batch_size=4))
+    assert not trainer.plan.channels_last and any("3-D" in reason for reason in trainer.plan.reasons)
+    assert math.isfinite(trainer.fit(TensorLoader(x, y, 4))[0]["loss"])
+
+
 class StopAfter(Callback):
     """Interrupts like Ctrl-C does: sets the stop flag after `steps` optimiser steps."""
 

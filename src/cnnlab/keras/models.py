@@ -388,9 +388,6 @@ class _KerasModel:
         callbacks: Sequence[TrainerCallback],
         optimizer: torch.optim.Optimizer | None = None,
     ) -> _KerasTrainer:
-        # torch's channels_last memory format is for 4-D tensors: Conv3D weights (5-D) train without it.
-        five_d = any(p.dim() == 5 for p in self.parameters())
-        config = dataclasses.replace(config, channels_last=config.channels_last and not five_d)
         return _KerasTrainer(self, config, self._keras, optimizer, callbacks)
 
     def _inputs(self, x: Any, what: str) -> torch.Tensor:

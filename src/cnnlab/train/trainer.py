@@ -19,6 +19,7 @@ checkpoint); a second signal aborts at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -83,6 +84,9 @@ class Trainer:
             compile=self.config.compile,
             fast_dropout=self.config.fast_dropout,
         )
+        if self.plan.channels_last and any(p.dim() == 5 for p in model.parameters()):
+            layout = "NCDHW: channels_last is torch's layout for 2-D convs, and this model has 3-D ones"
+            self.plan = dataclasses.replace(self.plan, channels_last=False, reasons=(*self.plan.reasons, layout))
         self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
         if self.plan.fast_dropout:
             use_hash_dropout(self.model)
