@@ -28,6 +28,7 @@ from cnnlab.cli import (
     predict_cmd,
     report_cmd,
     serve_cmd,
+    style_cmd,
     summary_cmd,
     train_cmd,
 )
@@ -58,6 +59,7 @@ app.command("report")(report_cmd.report)
 app.command("explain")(explain_cmd.explain)
 app.command("export")(export_cmd.export)
 app.command("serve")(serve_cmd.serve)
+app.command("style")(style_cmd.style)
 
 
 def _version(show: bool) -> None:

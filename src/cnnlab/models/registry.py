@@ -108,7 +108,7 @@ def create_model(
     spec = None
     if weights is not None:
         weights, spec = resolve_weights(weights)
-    if num_classes is None and spec is not None:
+    if num_classes is None and spec is not None and spec.num_classes:  # 0: a headless file, the builder's head
         num_classes = spec.num_classes
     for option, value, meaning in (
         ("num_classes", num_classes, "the number of classes"),

