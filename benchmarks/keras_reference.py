@@ -14,6 +14,13 @@ docs/keras.md. Never run this in the project's venv. It writes to ``tests/keras/
 - ``keras_mnist_convnet_summary.txt`` (e) ``model.summary()`` of (a), as a 120-column terminal shows it
 - ``keras_to_categorical.npz``   (f) ``to_categorical([0, 2, 1], 3)``
 - ``keras_sgd_one_epoch.npz``    (g) one epoch of SGD(0.01) on (a) WITHOUT Dropout (Dropout would make it random)
+- ``keras_activations.npz``      (h) LeakyReLU / ELU / ReLU(max_value, negative_slope, threshold) / PReLU outputs
+- ``keras_sample_weight.npz``    (i) evaluate with sample_weight, fit with class_weight and with sample_weight +
+  validation_split, from fixed weights (the weighted loss and its updates)
+- ``keras_directory.npz``        (j) flow_from_directory and image_dataset_from_directory on a generated folder of
+  lossless images (which files each finds, and the pixels with each interpolation / aspect option)
+- ``keras_nested.npz``           (k) models nested in models (Sequential, model.add, functional in functional,
+  MobileNetV2 at 96x96): per-row names, types and parameter counts, total / trainable / non-trainable counts
 
 Every model .npz holds ``weight_00``, ``weight_01``, ... in ``model.get_weights()`` order and Keras layouts
 (Conv2D kernel ``(kh, kw, in, out)``, Dense kernel ``(in, out)``), ``weight_names`` (``layer/variable``),
@@ -33,10 +40,14 @@ os.environ["COLUMNS"] = "120"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_DETERMINISTIC_OPS"] = "1"
 
+import tempfile
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from keras.src.legacy.preprocessing.image import ImageDataGenerator
+from PIL import Image
 
 SEED = 24
 OUT = Path(__file__).resolve().parents[1] / "tests" / "keras" / "fixtures"
@@ -249,6 +260,196 @@ def fixture_g(rng: np.random.Generator, initial: list[np.ndarray]) -> None:
     )
 
 
+def fixture_h() -> None:
+    """(h) the activation layers on one seeded input ``x`` (4, 6, 6, 3): ``y_<name>`` per layer; PReLU's
+    alphas (Keras' layout) are set to seeded values and stored as ``alpha_<name>``."""
+    rng = np.random.default_rng(SEED + 7)
+    x = (rng.normal(size=(4, 6, 6, 3)) * 3).astype(np.float32)
+    out: dict[str, np.ndarray] = {"x": x}
+    plain = {
+        "leaky_relu_default": layers.LeakyReLU(),
+        "leaky_relu_0_1": layers.LeakyReLU(negative_slope=0.1),
+        "leaky_relu_alpha_0_05": layers.LeakyReLU(alpha=0.05),  # Keras 3.15 accepts it, with a warning
+        "elu_default": layers.ELU(),
+        "elu_0_5": layers.ELU(alpha=0.5),
+        "relu_all": layers.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.5),
+        "relu_slope": layers.ReLU(negative_slope=0.2),
+        "relu_threshold": layers.ReLU(threshold=0.3),
+        "relu_max6": layers.ReLU(max_value=6.0),
+        "relu_max_slope": layers.ReLU(max_value=2.0, negative_slope=0.1),
+    }
+    for name, layer in plain.items():
+        out[f"y_{name}"] = np.asarray(layer(x))
+    out["leaky_relu_default_slope"] = np.float64(layers.LeakyReLU().negative_slope)
+    for name, shared in (("prelu", None), ("prelu_shared", [1, 2])):
+        prelu = layers.PReLU(shared_axes=shared)
+        prelu.build(x.shape)
+        alpha = rng.uniform(-0.5, 0.5, prelu.get_weights()[0].shape).astype(np.float32)
+        prelu.set_weights([alpha])
+        out[f"alpha_{name}"], out[f"y_{name}"] = alpha, np.asarray(prelu(x))
+        out[f"count_params_{name}"] = np.int64(prelu.count_params())
+    save("keras_activations.npz", **out, **versions())
+
+
+def fixture_i() -> None:
+    """(i) weighted losses. Binary: Dense(1, sigmoid) on (12, 4), SGD(0.1), ``fit(class_weight={0: 1, 1: 5},
+    batch_size=5, shuffle=False)``. Categorical: Dense(3, softmax), SGD(0.1), categorical cross-entropy with
+    accuracy: ``evaluate(sample_weight=w, batch_size=5)`` and ``fit(sample_weight=w, validation_split=0.25,
+    batch_size=4, shuffle=False)``. Initial weights ``*_w0``, ``*_b0``; weights after each fit."""
+    rng = np.random.default_rng(SEED + 8)
+    x = rng.normal(size=(12, 4)).astype(np.float32)
+    y_binary = np.array([0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0])
+    y_class = rng.integers(0, 3, 12)
+    w = rng.uniform(0.0, 3.0, 12).astype(np.float32)
+    out: dict[str, np.ndarray] = {"x": x, "y_binary": y_binary, "y_class": y_class, "sample_weight": w}
+
+    def model(units: int, activation: str, loss: str) -> keras.Sequential:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(SEED + 8)
+        m = keras.Sequential([keras.Input((4,)), layers.Dense(units, activation=activation)])
+        m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, metrics=["accuracy"])
+        return m
+
+    binary = model(1, "sigmoid", "binary_crossentropy")
+    out["binary_w0"], out["binary_b0"] = binary.get_weights()
+    out["binary_loss_before"] = np.float64(binary.evaluate(x, y_binary, batch_size=12, verbose=0)[0])
+    history = binary.fit(x, y_binary, class_weight={0: 1.0, 1: 5.0}, batch_size=5, shuffle=False, verbose=0)
+    out["binary_class_weight_history_loss"] = np.float64(history.history["loss"][0])
+    out["binary_class_weight_history_accuracy"] = np.float64(history.history["accuracy"][0])
+    out["binary_w1"], out["binary_b1"] = binary.get_weights()
+
+    categorical = model(3, "softmax", "categorical_crossentropy")
+    out["categorical_w0"], out["categorical_b0"] = categorical.get_weights()
+    one_hot = keras.utils.to_categorical(y_class, 3)
+    loss, accuracy = categorical.evaluate(x, one_hot, sample_weight=w, batch_size=5, verbose=0)
+    out["categorical_evaluate_weighted_loss"], out["categorical_evaluate_accuracy"] = (
+        np.float64(loss),
+        np.float64(accuracy),
+    )
+    out["categorical_evaluate_loss"] = np.float64(categorical.evaluate(x, one_hot, batch_size=5, verbose=0)[0])
+    history = categorical.fit(
+        x, one_hot, sample_weight=w, validation_split=0.25, batch_size=4, shuffle=False, verbose=0
+    )
+    for key, values in history.history.items():
+        out[f"categorical_sample_weight_history_{key}"] = np.float64(values[0])
+    out["categorical_w1"], out["categorical_b1"] = categorical.get_weights()
+    save("keras_sample_weight.npz", **out, **versions())
+
+
+def _pattern(shape: tuple[int, ...], salt: int) -> np.ndarray:
+    """Deterministic uint8 'noise' (an integer hash of the position): the same bytes in any numpy version."""
+    index = np.arange(int(np.prod(shape)), dtype=np.uint64).reshape(shape)
+    return (((index * np.uint64(2654435761) + np.uint64(salt * 40503)) % np.uint64(2**32)) >> np.uint64(24)).astype(
+        np.uint8
+    )
+
+
+def image_folder(root: Path) -> Path:
+    """The folder of fixture (j), also made by tests/keras/test_real_keras.py: lossless files of every suffix on
+    which Keras' two folder readers disagree (gif, webp, tif, ppm), RGBA and grey images, a nested folder, a
+    text file."""
+    (root / "cats").mkdir(parents=True)
+    (root / "dogs" / "sub").mkdir(parents=True)
+    Image.fromarray(_pattern((9, 13, 3), 1)).save(root / "cats" / "a.png")
+    Image.fromarray(_pattern((12, 7, 3), 2)).save(root / "cats" / "b.bmp")
+    Image.fromarray(_pattern((10, 10), 3), "L").save(root / "cats" / "c.gif")
+    Image.fromarray(_pattern((8, 8, 3), 4)).save(root / "cats" / "d.webp", lossless=True)
+    Image.fromarray(_pattern((11, 6, 4), 5), "RGBA").save(root / "dogs" / "e.png")
+    Image.fromarray(_pattern((6, 14, 3), 6)).save(root / "dogs" / "f.tif")
+    Image.fromarray(_pattern((10, 5, 3), 7)).save(root / "dogs" / "g.ppm")
+    Image.fromarray(_pattern((15, 9), 8), "L").save(root / "dogs" / "sub" / "h.png")
+    (root / "dogs" / "notes.txt").write_text("not an image", encoding="utf-8")
+    return root
+
+
+def fixture_j() -> None:
+    """(j) the two folder readers on :func:`image_folder`, target (7, 5), unshuffled. ``flow_<case>_x`` /
+    ``_files`` / ``_classes`` for flow_from_directory (class_mode='sparse'); ``ids_<case>_x`` / ``_files`` /
+    ``_labels`` for image_dataset_from_directory (paths relative to the folder)."""
+    out: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = image_folder(Path(tmp) / "folder")
+        flow_cases = {
+            "nearest": {},
+            "bilinear": {"interpolation": "bilinear"},
+            "keep_aspect": {"keep_aspect_ratio": True},
+            "grayscale": {"color_mode": "grayscale"},
+        }
+        for case, options in flow_cases.items():
+            it = ImageDataGenerator().flow_from_directory(
+                str(root), target_size=(7, 5), class_mode="sparse", batch_size=64, shuffle=False, **options
+            )
+            x, _ = it[0]
+            out[f"flow_{case}_x"], out[f"flow_{case}_files"] = x, np.array(it.filenames)
+            out[f"flow_{case}_classes"] = it.classes
+        ids_cases = {
+            "bilinear": {},
+            "nearest": {"interpolation": "nearest"},
+            "crop": {"crop_to_aspect_ratio": True},
+            "pad": {"pad_to_aspect_ratio": True},
+        }
+        for case, options in ids_cases.items():
+            ds = keras.utils.image_dataset_from_directory(
+                str(root), image_size=(7, 5), batch_size=64, shuffle=False, **options
+            )
+            x, labels = next(iter(ds))
+            out[f"ids_{case}_x"], out[f"ids_{case}_labels"] = np.asarray(x), np.asarray(labels)
+            out[f"ids_{case}_files"] = np.array([str(Path(p).relative_to(root)) for p in ds.file_paths])
+    save("keras_directory.npz", **out, **versions())
+
+
+def fixture_k() -> None:
+    """(k) models inside models: per case the rows ``<case>_names`` / ``_types`` / ``_params`` of summary() and
+    ``<case>_total`` / ``_trainable`` / ``_non_trainable`` (counts of values)."""
+    out: dict[str, np.ndarray] = {}
+
+    def record(case: str, model: keras.Model) -> None:
+        out[f"{case}_names"] = np.array([layer.name for layer in model.layers])
+        out[f"{case}_types"] = np.array([type(layer).__name__ for layer in model.layers])
+        out[f"{case}_params"] = np.array([layer.count_params() for layer in model.layers])
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        out[f"{case}_total"], out[f"{case}_trainable"] = np.int64(model.count_params()), np.int64(trainable)
+        out[f"{case}_non_trainable"] = np.int64(model.count_params() - trainable)
+
+    keras.backend.clear_session()
+    base = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D(),
+        ],
+        name="conv_base",
+    )
+    base.trainable = False
+    record(
+        "sequential",
+        keras.Sequential(
+            [base, layers.Flatten(), layers.Dense(8, activation="relu"), layers.Dense(1, activation="sigmoid")]
+        ),
+    )
+    added = keras.Sequential()
+    added.add(keras.Input((8, 8, 3)))
+    added.add(base)
+    added.add(layers.Flatten())
+    added.add(layers.Dense(1, activation="sigmoid"))
+    record("add", added)
+    inputs = keras.Input((8, 8, 3))
+    inner = keras.Model(inputs, layers.GlobalAveragePooling2D()(layers.Conv2D(2, 1)(inputs)), name="inner")
+    outer_in = keras.Input((8, 8, 3))
+    record("functional", keras.Model(outer_in, layers.Dense(3)(inner(outer_in))))
+    inner.trainable = False
+    record("functional_frozen", keras.Model(outer_in, layers.Dense(3)(inner(outer_in))))
+    mobilenet = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    mobilenet.trainable = False
+    record(
+        "mobilenet",
+        keras.Sequential([mobilenet, layers.GlobalAveragePooling2D(), layers.Dense(1, activation="sigmoid")]),
+    )
+    out["mobilenet_weight_shapes"] = np.array([str(tuple(w.shape)) for w in mobilenet.weights])
+    save("keras_nested.npz", **out, **versions())
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     tf.config.experimental.enable_op_determinism()
@@ -259,6 +460,10 @@ def main() -> None:
     fixture_d(rng)
     fixture_f()
     fixture_g(rng, weights_a)
+    fixture_h()
+    fixture_i()
+    fixture_j()
+    fixture_k()
 
 
 if __name__ == "__main__":

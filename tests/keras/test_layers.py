@@ -1,8 +1,11 @@
 """cnnlab.keras.layers: Keras' published parameter counts, Keras weight layouts checked against a
 hand-written torch.nn.functional reference on NHWC input, channels-last shapes, and clear errors for
-channels-first shapes and unsupported Keras arguments."""
+channels-first shapes and unsupported Keras arguments; the activation layers (LeakyReLU, ELU, ReLU's
+options, PReLU) against outputs of real Keras (fixtures/keras_activations.npz)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ import torch.nn.functional as F
 from cnnlab.core.errors import ConfigError, RegistryError, ShapeError
 from cnnlab.keras import layers
 from cnnlab.keras.models import Sequential
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _mnist_convnet() -> Sequential:
@@ -207,3 +212,48 @@ def test_trainable_false_freezes_and_a_frozen_batchnorm_runs_in_inference_mode()
     assert bn.get_weights()[2].tolist() == [2.0] * 4  # and not updated
     config = layers.layer_from_config(first.get_config())
     assert config.trainable is False and config.name == first.name
+
+
+_ACTIVATIONS = {  # the fixture's keys -> the same layer here (benchmarks/keras_reference.py fixture (h))
+    "leaky_relu_default": lambda: layers.LeakyReLU(),
+    "leaky_relu_0_1": lambda: layers.LeakyReLU(negative_slope=0.1),
+    "leaky_relu_alpha_0_05": lambda: layers.LeakyReLU(alpha=0.05),
+    "elu_default": lambda: layers.ELU(),
+    "elu_0_5": lambda: layers.ELU(alpha=0.5),
+    "relu_all": lambda: layers.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.5),
+    "relu_slope": lambda: layers.ReLU(negative_slope=0.2),
+    "relu_threshold": lambda: layers.ReLU(threshold=0.3),
+    "relu_max6": lambda: layers.ReLU(max_value=6.0),
+    "relu_max_slope": lambda: layers.ReLU(max_value=2.0, negative_slope=0.1),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Argument `alpha` is deprecated")
+@pytest.mark.parametrize("name", list(_ACTIVATIONS))
+def test_activation_layers_give_real_kerass_outputs(name) -> None:
+    keras = np.load(FIXTURES / "keras_activations.npz")
+    model = Sequential([layers.Input(shape=(6, 6, 3)), _ACTIVATIONS[name]()])
+    np.testing.assert_allclose(model.predict(keras["x"], verbose=0), keras[f"y_{name}"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "shared_axes"), [("prelu", None), ("prelu_shared", [1, 2])])
+def test_prelu_has_kerass_weights_and_outputs(name, shared_axes) -> None:
+    keras = np.load(FIXTURES / "keras_activations.npz")
+    model = Sequential([layers.Input(shape=(6, 6, 3)), layers.PReLU(shared_axes=shared_axes)])
+    assert model.count_params() == int(keras[f"count_params_{name}"])
+    model.set_weights([keras[f"alpha_{name}"]])  # Keras' layout: (H, W, C), or (1, 1, C) shared
+    np.testing.assert_allclose(model.predict(keras["x"], verbose=0), keras[f"y_{name}"], rtol=1e-6, atol=1e-6)
+    fresh = layers.PReLU(input_shape=(3,))
+    fresh.build((3,))
+    assert not np.any(fresh.get_weights()[0])  # alpha starts at Keras' zeros: a plain ReLU
+
+
+def test_leaky_relu_takes_kerass_default_slope_and_keras_2s_alpha_with_a_warning() -> None:
+    keras = np.load(FIXTURES / "keras_activations.npz")
+    assert layers.LeakyReLU().negative_slope == float(keras["leaky_relu_default_slope"]) == 0.3
+    with pytest.warns(UserWarning, match="Argument `alpha` is deprecated. Use `negative_slope` instead."):
+        layer = layers.LeakyReLU(alpha=0.1)
+    assert layer.negative_slope == 0.1 and layer.get_config()["negative_slope"] == 0.1  # saved under Keras 3's name
+    assert layers.layer_from_config(layers.ReLU(threshold=0.5).get_config()).threshold == 0.5
+    with pytest.raises(ConfigError, match="negative_slope must be a number >= 0"):
+        layers.LeakyReLU(negative_slope=-1.0)

@@ -23,6 +23,7 @@ from cnnlab.keras import (
     models,
     optimizers,
     preprocessing,
+    saving,
     utils,
 )
 from cnnlab.keras.layers import Input
@@ -42,5 +43,6 @@ __all__ = [
     "models",
     "optimizers",
     "preprocessing",
+    "saving",
     "utils",
 ]

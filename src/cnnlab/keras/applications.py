@@ -2,15 +2,19 @@
 
 Each builder (``VGG16``, ``VGG19``, ``ResNet50``, ``MobileNetV2``, ``EfficientNetLiteB0``, and the
 CIFAR-10 nets ``ResNet20`` / ``ResNet56``) returns an :class:`Application`: a layer that goes first in
-a ``Sequential`` (or is called on its own with :meth:`Application.predict`) and takes images with
-values 0..255, as Keras' EfficientNet does: it normalises them with its weights' mean/std itself,
-so :func:`preprocess_input` is the identity.
+a ``Sequential`` (the course's ``Sequential([conv_base, layers.Flatten(), ...])`` or ``model.add(conv_base)``),
+is called on an ``Input`` in a functional model, or is used on its own with :meth:`Application.predict`. It
+takes images with values 0..255, as Keras' EfficientNet does: it normalises them with its weights' mean/std
+itself, so :func:`preprocess_input` is the identity. In a model it is one row of ``summary()``, of type
+``Functional``, with its parameter count, as Keras shows its applications.
 
 ``weights``: None (random), a path to a weights file, or the name of the dataset the zoo has
 weights for (``"imagenet"``, ``"cifar10"``): the file is looked up locally (``$CNNLAB_WEIGHTS``,
 ``~/.cache/cnnlab/weights``), never downloaded. ``include_top=False`` drops the classifier:
 feature maps, or one vector per image with ``pooling='avg'`` / ``'max'``. ``input_shape`` is
 channels-last ``(H, W, C)``. ``base.trainable = False`` freezes the weights (and BatchNorm statistics).
+``weights`` / ``get_weights()`` / ``count_params()`` list every layer's weights and BatchNorm's moving
+statistics, per layer in Keras' order and layouts (conv kernels ``(kh, kw, in, out)``).
 
 Not Keras' weights: these are cnnlab's zoo files (torchvision's for the ImageNet nets), so numbers
 differ from Keras' own ``VGG16`` while the architecture matches.
@@ -28,9 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, ShapeError
+from cnnlab.keras.layers import KERAS_LAYERS, channels_last
 from cnnlab.layers.base import Layer, Shape
 from cnnlab.models.registry import create_model, input_options
 from cnnlab.models.weights import WEIGHTS, WeightSpec, weight_spec, weight_specs
@@ -52,6 +58,7 @@ class Application(Layer):
         classifier_activation: str | None = "softmax",
         *,
         name: str | None = None,
+        trainable: bool = True,
     ) -> None:
         where = f"keras.applications ({model})"
         if pooling not in _POOLING:
@@ -62,24 +69,34 @@ class Application(Layer):
             )
         shape = None if input_shape is None else (int(input_shape[-1]), *(int(n) for n in input_shape[:-1]))
         super().__init__(name=name or model, input_shape=shape)
-        self.model, self.weights, self.include_top, self.pooling = model, weights, include_top, pooling
+        self.model, self.weights_source, self.include_top, self.pooling = model, weights, include_top, pooling
         self.classes, self.classifier_activation = classes, classifier_activation
         self.activation = classifier_activation if include_top else None  # what compile reads for its loss
         spec = _named_weights(model, weights)
-        options = input_options(model, shape) if shape is not None else {}
-        self.net = create_model(
+        if shape is not None:
+            _check_size(model, shape, where)
+        self.net = create_model(  # Keras' architecture at every size: no small-input stem (cnnlab's own option)
             model,
             weights=spec if spec is not None else weights,
             num_classes=classes if include_top else None,
             in_chans=None if shape is None else shape[0],
-            **options,
         )
+        self._features: list[nn.Module] | None = None  # the modules include_top=False uses (traced once)
         family = weight_specs(model)  # the input normalisation of the zoo's weights, with or without them
         mean, std = (family[0].mean, family[0].std) if family else (IMAGENET_MEAN, IMAGENET_STD)
         channels = 3 if shape is None else shape[0]
         self.register_buffer("mean", torch.tensor(mean[:channels]).view(1, -1, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std[:channels]).view(1, -1, 1, 1) * 255, persistent=False)
+        if not include_top:  # drop the zoo net's unused classifier: not kept in memory, not saved (VGG16: 123M values)
+            used = {id(m) for m in self._used_modules()}
+            for child_name, child in list(self.net.named_children()):
+                if not any(id(m) in used for m in child.modules()):
+                    setattr(self.net, child_name, nn.Identity())
         self._trainable = True
+        self.trainable = trainable
+
+    #: What Keras' ``summary()`` calls an application's type.
+    keras_class_name = "Functional"
 
     @property
     def trainable(self) -> bool:
@@ -90,6 +107,91 @@ class Application(Layer):
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
         self.net.requires_grad_(self._trainable)
+
+    # ----- Keras' weight lists ----------------------------------------------------------------------
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Every weight, layer by layer in Keras' order (BatchNorm: gamma, beta, moving mean, moving variance)
+        and layouts; torch views: writing to them writes the network."""
+        found: list[torch.Tensor] = []
+        for module in self._used_modules():
+            for weight in module.parameters(recurse=False):
+                found.append(_keras_layout(module, weight))
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                found += [module.running_mean, module.running_var]
+        return found
+
+    def _used_modules(self) -> list[nn.Module]:
+        """The net's modules in order; without the top, only those ``forward_features`` runs (traced once on
+        zeros, in inference mode), so the classifier the zoo net still holds is not listed or counted."""
+        if self.include_top:
+            return list(self.net.modules())
+        if self._features is None:
+            shape = self.input_shape if self.input_shape is not None else (self.mean.shape[1], 224, 224)
+            called: set[int] = set()
+            hooks = [m.register_forward_hook(lambda m, args, out: called.add(id(m))) for m in self.net.modules()]
+            was_training = self.net.training
+            try:
+                self.net.eval()
+                with torch.no_grad():
+                    self.net.forward_features(torch.zeros(1, *shape))  # type: ignore[operator]
+            finally:
+                for hook in hooks:
+                    hook.remove()
+                self.net.train(was_training)
+            self._features = [m for m in self.net.modules() if id(m) in called]
+        return self._features
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        """The weights ``fit`` updates (none after ``trainable = False``)."""
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        """Frozen weights and BatchNorm's moving statistics."""
+        return [w for w in self.weights if not w.requires_grad]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """:attr:`weights` as numpy arrays (copies)."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set every weight from arrays in :meth:`get_weights` order and shapes."""
+        current, values = self.weights, [np.asarray(w) for w in weights]
+        if [v.shape for v in values] != [tuple(w.shape) for w in current]:
+            raise ShapeError(
+                f"{self.label}: set_weights expects {len(current)} arrays shaped as get_weights() returns them; "
+                f"received {len(values)}",
+                fix="pass what get_weights() returns",
+            )
+        with torch.no_grad():
+            for target, value in zip(current, values, strict=True):
+                target.copy_(torch.as_tensor(value, dtype=target.dtype))
+
+    def count_params(self) -> int:
+        """Number of weight values, BatchNorm's moving statistics included (Keras' count).
+
+        >>> MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3)).count_params()   # as Keras'
+        2257984
+        """
+        return sum(w.numel() for w in self.weights)
+
+    def get_config(self) -> dict[str, Any]:
+        """The builder's arguments (shapes channels-last): a saved model rebuilds the net and loads its weights
+        from the model file (``weights=None`` here: the zoo file is not needed again)."""
+        return {
+            "layer": "Application",
+            "model": self.model,
+            "weights": None,
+            "include_top": self.include_top,
+            "input_shape": None if self.input_shape is None else list(channels_last(self.input_shape)),  # type: ignore[arg-type]
+            "pooling": self.pooling,
+            "classes": self.classes,
+            "classifier_activation": self.classifier_activation,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
@@ -125,6 +227,36 @@ class Application(Layer):
         return (out.permute(0, 2, 3, 1) if out.dim() == 4 else out).numpy()
 
 
+if "Application" not in KERAS_LAYERS:  # saved models rebuild it by name (once, however this file is imported)
+    KERAS_LAYERS.add("Application", Application)
+
+_KERAS_MIN_SIDE = 32  # Keras' applications refuse smaller images ("Input size must be at least 32x32")
+
+
+def _check_size(model: str, shape: Shape, where: str) -> None:
+    """cnnlab's size rules for the net, and Keras' smallest input for the nets that would need cnnlab's
+    small-input stem (which changes the architecture: Keras has none)."""
+    if input_options(model, shape) and min(shape[1:]) < _KERAS_MIN_SIDE:
+        raise ConfigError(
+            f"{model} takes images of at least {_KERAS_MIN_SIDE}x{_KERAS_MIN_SIDE} (as Keras' applications); "
+            f"received input_shape {channels_last(shape)}",
+            where=where,
+            fix="resize the images, or use cnnlab.models.create_model(..., small_input=True) outside cnnlab.keras",
+        )
+
+
+def _keras_layout(module: nn.Module, weight: nn.Parameter) -> torch.Tensor:
+    """A torch weight as Keras lays it out: conv kernels ``(kh, kw, in, out)`` (depthwise ``(kh, kw, C, m)``),
+    dense kernels ``(in, out)``; others as they are."""
+    if isinstance(module, nn.Conv2d) and weight is module.weight:
+        if module.groups > 1 and module.groups == module.in_channels:
+            return weight[:, 0].unflatten(0, (module.in_channels, -1)).permute(2, 3, 0, 1)
+        return weight.permute(2, 3, 1, 0)
+    if isinstance(module, nn.Linear) and weight is module.weight:
+        return weight.t()
+    return weight
+
+
 def _named_weights(model: str, weights: str | Path | None) -> WeightSpec | None:
     """The spec for a dataset name such as ``"imagenet"``; None for no weights or a file path."""
     if weights is None or not isinstance(weights, str) or Path(weights).suffix or Path(weights).is_file():
@@ -158,8 +290,13 @@ def _builder(model: str, default_weights: str, keras_name: str) -> Any:
         pooling: str | None = None,
         classes: int | None = None,
         classifier_activation: str | None = "softmax",
+        name: str | None = None,
     ) -> Application:
-        return Application(model, weights, include_top, input_shape, pooling, classes, classifier_activation)
+        rows = 224 if input_shape is None else int(input_shape[0])
+        default = f"mobilenetv2_1.00_{rows}" if keras_name == "MobileNetV2" else keras_name.lower()  # Keras' names
+        return Application(
+            model, weights, include_top, input_shape, pooling, classes, classifier_activation, name=name or default
+        )
 
     build.__name__ = build.__qualname__ = keras_name
     build.__doc__ = f"``{model}`` from cnnlab's zoo (weights ``{default_weights!r}`` by default) as an Application."

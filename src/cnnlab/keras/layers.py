@@ -15,6 +15,8 @@ Each class here is the cnnlab layer of the same name with a Keras face:
   mode, as in Keras).
 - Keras arguments with no cnnlab counterpart (``kernel_regularizer``, ``dtype='float16'``, ...) raise a
   :class:`ConfigError` naming the argument and what to use instead; they are never silently dropped.
+- your own layers subclass :class:`Layer` as in Keras (``build`` / ``call`` / ``get_config``); ``call``
+  gets channels-last torch tensors.
 
 >>> conv = Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1))
 >>> conv.input_shape, conv.build(conv.input_shape), [w.shape for w in conv.get_weights()]
@@ -34,6 +36,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -77,8 +80,8 @@ _UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
     "seed": ((None,), "drop seed: dropout masks follow torch.manual_seed"),
     "output_padding": ((None,), "padding='same' or 'valid' (output_padding is chosen from them)"),
     "synchronized": ((False,), "drop synchronized (one process trains)"),
-    "negative_slope": ((0, 0.0), "Activation('leaky_relu') (slope 0.2)"),
-    "threshold": ((0, 0.0), "drop threshold (ReLU thresholds at 0)"),
+    "alpha_regularizer": ((None,), _WEIGHT_DECAY),
+    "alpha_constraint": ((None,), _NO_CONSTRAINTS),
     "batch_size": ((None,), "drop batch_size: a model takes batches of any size"),
     "sparse": ((None, False), "dense arrays"),
     "tensor": ((None,), "call layers on Input(shape=...)"),
@@ -483,22 +486,174 @@ class Activation(KerasLayer, cl.Activation):
     keras_args = ("activation",)
 
 
+class _KerasReLU(cl.Layer):
+    """Keras' ``relu(x, negative_slope, max_value, threshold)`` as a layer (any layout: it is element-wise)."""
+
+    def __init__(
+        self,
+        max_value: float | None = None,
+        negative_slope: float = 0.0,
+        threshold: float = 0.0,
+        *,
+        name: str | None = None,
+        input_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        for what, value in (("max_value", max_value), ("negative_slope", negative_slope), ("threshold", threshold)):
+            if (value is None and what != "max_value") or (value is not None and not value >= 0):
+                raise ConfigError(f"ReLU: {what} must be a number >= 0. Received: {what}={value!r}", fix="e.g. 0.0")
+        self.max_value, self.negative_slope, self.threshold = max_value, float(negative_slope), float(threshold)
+        plain = not self.negative_slope and not self.threshold
+        #: ``'relu'`` / ``'relu6'`` for the plain forms (what a model's loss looks at), else None.
+        self.activation = ("relu" if max_value is None else "relu6" if max_value == 6 else None) if plain else None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope, top, threshold = self.negative_slope, self.max_value, self.threshold
+        if slope and top is None and not threshold:
+            return F.leaky_relu(x, slope)
+        negative = F.relu(threshold - x) if slope else None  # Keras' formula, step by step
+        if threshold:
+            out = torch.where(x > threshold, x, torch.zeros_like(x))
+        elif top == 6:
+            out, top = F.relu6(x), None
+        else:
+            out = F.relu(x)
+        if top is not None:
+            out = out.clamp(0.0, float(top))
+        return out if negative is None else out - slope * negative
+
+
 @_register
-class ReLU(KerasLayer, cl.Activation):
-    """``ReLU()``, or ``ReLU(max_value=6.0)`` (ReLU6).
+class ReLU(KerasLayer, _KerasReLU):
+    """``ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``: Keras' formula; ``ReLU(6.0)`` is ReLU6.
 
     >>> ReLU(max_value=6.0).activation
     'relu6'
+    >>> ReLU(max_value=1.0, negative_slope=0.1, threshold=0.5)(torch.tensor([[-2.0, 0.0, 1.5]])).tolist()
+    [[-0.25, -0.05000000074505806, 1.0]]
     """
 
     keras_args = ("max_value", "negative_slope", "threshold")
 
-    @classmethod
-    def _translate(cls, config: dict[str, Any]) -> dict[str, Any]:
-        max_value = config.pop("max_value", None)
-        if max_value not in (None, 6, 6.0):
-            raise ConfigError(f"ReLU: max_value must be None or 6. Received: max_value={max_value!r}", fix="ReLU(6.0)")
-        return {**config, "activation": "relu" if max_value is None else "relu6"}
+
+class _LeakyReLU(cl.Layer):
+    def __init__(
+        self, negative_slope: float = 0.3, *, name: str | None = None, input_shape: Sequence[int] | None = None
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        if negative_slope is None or not negative_slope >= 0:
+            raise ConfigError(
+                f"LeakyReLU: negative_slope must be a number >= 0. Received: negative_slope={negative_slope!r}",
+                fix="e.g. LeakyReLU(negative_slope=0.3) (Keras' default)",
+            )
+        self.negative_slope = float(negative_slope)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+@_register
+class LeakyReLU(KerasLayer, _LeakyReLU):
+    """``LeakyReLU(negative_slope=0.3)`` (Keras 3's default; the ``'leaky_relu'`` activation string uses 0.2).
+
+    Keras 2's ``alpha=`` still works, with Keras 3's deprecation warning.
+
+    >>> LeakyReLU()(torch.tensor([[-10.0, 5.0]])).tolist()
+    [[-3.0, 5.0]]
+    """
+
+    keras_args = ("negative_slope",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "alpha" in kwargs:  # Keras 3.15: accepted, with this warning; it wins over negative_slope
+            warnings.warn("Argument `alpha` is deprecated. Use `negative_slope` instead.", stacklevel=2)
+            args, kwargs["negative_slope"] = (), kwargs.pop("alpha")
+        super().__init__(*args, **kwargs)
+
+
+class _ELU(cl.Layer):
+    def __init__(
+        self, alpha: float = 1.0, *, name: str | None = None, input_shape: Sequence[int] | None = None
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self.alpha = float(alpha)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x, self.alpha)
+
+
+@_register
+class ELU(KerasLayer, _ELU):
+    """``ELU(alpha=1.0)``: ``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    >>> round(ELU()(torch.tensor([[-2.0]])).item(), 6)
+    -0.864665
+    """
+
+    keras_args = ("alpha",)
+
+
+class _PReLU(cl.Layer):
+    def __init__(
+        self,
+        alpha_initializer: str = "zeros",
+        shared_axes: int | Sequence[int] | None = None,
+        *,
+        name: str | None = None,
+        input_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        if str(alpha_initializer).lower() not in ("zeros", "ones"):
+            raise ConfigError(
+                f"PReLU: alpha_initializer must be 'zeros' or 'ones'. Received: {alpha_initializer!r}",
+                fix="drop it (Keras' default 'Zeros')",
+            )
+        self.alpha_initializer = str(alpha_initializer).lower()
+        axes = [] if shared_axes is None else [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
+        self.shared_axes = axes
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        rank = len(input_shape)
+        if any(not isinstance(a, int) or not 1 <= a <= rank for a in self.shared_axes):
+            self.fail(f"shared_axes {self.shared_axes} must be axes 1..{rank} of its (batch, ..., channels) input")
+        return input_shape
+
+    def create(self, input_shape: Shape) -> None:
+        shape = list(channels_last(input_shape))  # Keras' layout: (H, W, C), (steps, C) or (units,)
+        for axis in self.shared_axes:
+            shape[axis - 1] = 1
+        fill = torch.zeros if self.alpha_initializer == "zeros" else torch.ones
+        self.alpha = torch.nn.Parameter(fill(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = self.alpha.movedim(-1, 0) if self.alpha.dim() > 1 else self.alpha  # channels-first, as x
+        return F.relu(x) - alpha * F.relu(-x)
+
+
+@_register
+class PReLU(KerasLayer, _PReLU):
+    """``PReLU(alpha_initializer='zeros', shared_axes=None)``: a learned slope per value (Keras' layout,
+    e.g. ``(H, W, C)``), shared along ``shared_axes`` (``[1, 2]``: one slope per channel).
+
+    >>> layer = PReLU(shared_axes=[1, 2], input_shape=(4, 4, 3))
+    >>> _ = layer.build(layer.input_shape)
+    >>> [w.shape for w in layer.get_weights()]
+    [(1, 1, 3)]
+    """
+
+    keras_args = ("alpha_initializer", "alpha_regularizer", "alpha_constraint", "shared_axes")
+
+    def _keras_weights(self) -> list[torch.Tensor]:
+        return [self.alpha] if self.built else []
 
 
 @_register
@@ -866,7 +1021,288 @@ class RandomZoom(KerasLayer, pl.RandomZoom):
     keras_args = ("height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value")
 
 
+# ----- your own layers -------------------------------------------------------------------------
+_HOOKS = ("build", "compute_output_shape")  # Keras' names that cnnlab's layer protocol also uses
+
+
+class Layer(KerasLayer, cl.Layer):
+    """``keras.layers.Layer``: the base of your own layers, written as in Keras.
+
+    ``__init__(self, ..., **kwargs)`` calls ``super().__init__(**kwargs)`` (``name``, ``trainable``,
+    ``input_shape``); ``build(self, input_shape)`` gets Keras' shape ``(None, H, W, C)`` and makes weights
+    with :meth:`add_weight`; ``call(self, inputs)`` computes the output. ``call`` receives **torch tensors,
+    channels-last as in Keras** (the layer transposes around it) and is written with torch operations
+    (cnnlab has no ``keras.ops``); ``compute_output_shape`` is optional (without it, the output shape is
+    measured on zeros). ``get_config`` follows Keras' pattern: ``super().get_config()`` plus your arguments,
+    or nothing at all when the constructor arguments are plain values (recorded, as Keras 3 does).
+    ``keras.models.load_model(path, custom_objects={"Scale": Scale})`` rebuilds it.
+
+    >>> class Scale(Layer):
+    ...     def __init__(self, factor=2.0, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.factor = factor
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+    ...     def call(self, inputs):
+    ...         return inputs * self.w * self.factor
+    >>> layer = Scale(3.0, input_shape=(4, 4, 2))
+    >>> layer.build(layer.input_shape), [w.shape for w in layer.get_weights()], layer.get_config()["factor"]
+    ((2, 4, 4), [(2,)], 3.0)
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
+        layer = super().__new__(cls)
+        object.__setattr__(layer, "_auto_config", _auto_config(cls, args, kwargs))  # before nn.Module.__init__
+        return layer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass's Keras build / compute_output_shape are kept as hooks; the names stay cnnlab's protocol.
+        super().__init_subclass__(**kwargs)
+        for hook in _HOOKS:
+            if hook in cls.__dict__ and cls.__dict__[hook] is not getattr(Layer, hook):
+                setattr(cls, f"_keras_{hook}", cls.__dict__[hook])
+                setattr(cls, hook, getattr(Layer, hook))
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        input_shape: Any = None,
+        batch_input_shape: Any = None,
+        input_dim: int | None = None,
+        **unknown: Any,
+    ) -> None:
+        cls = type(self).__name__
+        if unknown:
+            raise ConfigError(
+                f"Unrecognized keyword arguments passed to {cls}: {unknown}",
+                fix="take your own arguments in __init__ and pass only Keras' (name, trainable, ...) to super()",
+            )
+        if dtype not in (None, "float32") and not (
+            isinstance(dtype, dict) and dtype.get("config", {}).get("name") == "float32"
+        ):
+            raise ConfigError(
+                f"{cls}: dtype={dtype!r} is not supported", fix="drop dtype: cnnlab layers compute in float32"
+            )
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        elif input_dim is not None:
+            input_shape = (input_dim,)
+        shape = None if input_shape is None else channels_first(keras_shape(input_shape, cls))
+        cl.Layer.__init__(self, name=name, input_shape=shape)
+        self.keras_config: dict[str, Any] = {}
+        self._keras_variables = torch.nn.ParameterList()
+        self._variable_trainable: list[bool] = []
+        self._hook_stack: list[type] = []
+        if not isinstance(trainable, bool):
+            raise ConfigError(f"{cls}: trainable must be True or False. Received: {trainable!r}")
+        self.trainable = trainable
+
+    # ----- what you write ------------------------------------------------------------------------
+    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The layer's computation on channels-last torch tensors (override it)."""
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` method implemented.")
+
+    def add_weight(
+        self,
+        shape: Sequence[int] | None = None,
+        initializer: Any = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        name: str | None = None,
+        regularizer: Any = None,
+        constraint: Any = None,
+        **unsupported: Any,
+    ) -> torch.nn.Parameter:
+        """A new weight in Keras' layout (``shape`` as you give it), kept with the layer and saved with it.
+
+        ``initializer``: ``'glorot_uniform'`` (default), ``'glorot_normal'``, ``'he_normal'``, ``'he_uniform'``,
+        ``'lecun_normal'``, ``'random_normal'``, ``'random_uniform'``, ``'zeros'``, ``'ones'``, or a function
+        ``f(shape, dtype=None)`` returning the values.
+        """
+        _refuse_arguments(type(self).__name__, {"regularizer": regularizer, "constraint": constraint, **unsupported})
+        if dtype not in (None, "float32", torch.float32):
+            raise ConfigError(f"add_weight: dtype={dtype!r} is not supported", fix="float32 weights only")
+        size = tuple(int(n) for n in (shape or ()))
+        weight = torch.nn.Parameter(_initial_values(size, initializer), requires_grad=bool(trainable))
+        self._keras_variables.append(weight)
+        self._variable_trainable.append(bool(trainable))
+        weight.requires_grad_(bool(trainable) and self._trainable)
+        return weight
+
+    # ----- cnnlab's layer protocol around Keras' hooks --------------------------------------------
+    def build(self, input_shape: Any) -> Any:
+        """cnnlab's build (a channels-first per-sample shape, returns the output shape), which runs your
+        Keras ``build`` once with Keras' shape; from your ``build``, ``super().build(input_shape)`` is Keras'."""
+        if self._hook_stack:
+            return self._next_hook("build", input_shape)
+        shape = tuple(int(n) for n in input_shape)
+        if not self.built:
+            if self.input_shape is not None and self.input_shape != shape:
+                self.fail(
+                    f"it was declared with input_shape={channels_last(self.input_shape)} but receives "
+                    f"{channels_last(shape)}"
+                )
+            self._run_hook("build", (None, *channels_last(shape)))
+            self.input_shape, self.built = shape, True
+            self._apply_trainable()
+        out = self.compute_output_shape(shape)
+        if self.output_shape is None:
+            self.output_shape = out
+        return out
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """cnnlab's shape inference: your Keras ``compute_output_shape`` if you wrote one, else one pass on zeros."""
+        if self._hook_stack:
+            return self._next_hook("compute_output_shape", input_shape)
+        shape = tuple(int(n) for n in input_shape)
+        if self._find_hook("compute_output_shape", type(self).__mro__) is not None:
+            keras_out = self._run_hook("compute_output_shape", (None, *channels_last(shape)))
+            return channels_first(tuple(int(n) for n in tuple(keras_out)[1:]))
+        with torch.no_grad():
+            return tuple(self.forward(torch.zeros(1, *shape)).shape[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = x.movedim(1, -1) if x.dim() > 2 else x  # channels-last for Keras code
+        if "training" in inspect.signature(self.call).parameters:
+            out = self.call(inputs, training=self.training)  # type: ignore[call-arg]
+        else:
+            out = self.call(inputs)
+        return out.movedim(-1, 1) if out.dim() > 2 else out
+
+    def _find_hook(self, hook: str, classes: Sequence[type]) -> type | None:
+        return next((c for c in classes if f"_keras_{hook}" in c.__dict__), None)
+
+    def _run_hook(self, hook: str, keras_shape_: Any, after: type | None = None) -> Any:
+        mro = type(self).__mro__
+        start = 0 if after is None else mro.index(after) + 1
+        owner = self._find_hook(hook, mro[start:])
+        if owner is None:
+            return None if hook == "build" else keras_shape_
+        self._hook_stack.append(owner)
+        try:
+            return owner.__dict__[f"_keras_{hook}"](self, keras_shape_)
+        finally:
+            self._hook_stack.pop()
+
+    def _next_hook(self, hook: str, keras_shape_: Any) -> Any:
+        """``super().build(shape)`` from a Keras hook: the next class's hook, or Keras' base (nothing)."""
+        return self._run_hook(hook, keras_shape_, after=self._hook_stack[-1])
+
+    # ----- weights and config ------------------------------------------------------------------------
+    def _keras_weights(self) -> list[torch.Tensor]:
+        inner = [w for child in self.children() if isinstance(child, KerasLayer) for w in child.weights]
+        return [*self._keras_variables, *inner]
+
+    def _apply_trainable(self) -> None:
+        for weight, own in zip(self._keras_variables, self._variable_trainable, strict=True):
+            weight.requires_grad_(self._trainable and own)
+        for child in self.children():
+            if isinstance(child, KerasLayer):
+                child.trainable = self._trainable
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' base config (``name``, ``trainable``, ``dtype``); without your own ``get_config``, your
+        constructor's arguments too (when they are plain values), as Keras 3 records them."""
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if type(self).get_config is not Layer.get_config:
+            return config  # your get_config adds its arguments to this
+        if self._auto_config is None:
+            raise ConfigError(
+                f"{type(self).__name__}: get_config() cannot be made from its constructor arguments "
+                "(they are not plain numbers, strings, lists or dicts)",
+                fix="define get_config() returning {**super().get_config(), 'argument': value, ...} (Keras' pattern)",
+            )
+        return {**config, **self._auto_config}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """``cls(**config)``, as Keras' default."""
+        return cls(**config)
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and _plain(v) for k, v in value.items())
+
+
+def _as_plain(value: Any) -> Any:
+    """Tuples become lists, as Keras' JSON config turns them."""
+    if isinstance(value, list | tuple):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_plain(v) for k, v in value.items()}
+    return value
+
+
+def _auto_config(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The constructor's arguments as given (``**kwargs`` merged), if they are all plain values."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    config: dict[str, Any] = {}
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in list(bound.arguments.items())[1:]:
+        if parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+            config.update(value)
+        elif parameters[key].kind is not inspect.Parameter.VAR_POSITIONAL:
+            config[key] = value
+    return _as_plain(config) if _plain(config) else None
+
+
+def _refuse_arguments(where: str, arguments: dict[str, Any]) -> None:
+    for key, value in arguments.items():
+        if value is not None:
+            raise ConfigError(
+                f"{where}: add_weight({key}=...) is not supported. Received: {value!r}", fix=f"drop {key}"
+            )
+
+
+def _initial_values(shape: tuple[int, ...], initializer: Any) -> torch.Tensor:
+    """Keras' initializers by name (fans as Keras computes them), or a function ``f(shape, dtype)``."""
+    if callable(initializer):
+        return torch.as_tensor(np.asarray(initializer(shape, dtype="float32")), dtype=torch.float32).reshape(shape)
+    name = "glorot_uniform" if initializer is None else str(initializer)
+    key = "".join(ch for ch in name.lower() if ch.isalnum())  # 'GlorotUniform' and 'glorot_uniform' alike
+    if len(shape) == 0:
+        fan_in = fan_out = 1
+    elif len(shape) == 1:
+        fan_in = fan_out = shape[0]
+    elif len(shape) == 2:
+        fan_in, fan_out = shape
+    else:
+        receptive = math.prod(shape[:-2])
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    values = torch.empty(shape)
+    if key == "zeros":
+        return values.zero_()
+    if key == "ones":
+        return values.fill_(1.0)
+    if key in ("glorotuniform", "heuniform", "lecununiform"):
+        scale = {"glorotuniform": 6.0 / (fan_in + fan_out), "heuniform": 6.0 / fan_in, "lecununiform": 3.0 / fan_in}
+        limit = math.sqrt(scale[key])
+        return values.uniform_(-limit, limit)
+    if key in ("glorotnormal", "henormal", "lecunnormal"):
+        variance = {"glorotnormal": 2.0 / (fan_in + fan_out), "henormal": 2.0 / fan_in, "lecunnormal": 1.0 / fan_in}
+        return torch.nn.init.trunc_normal_(values, std=math.sqrt(variance[key]) / 0.87962566103423978)
+    if key == "randomnormal":
+        return values.normal_(0.0, 0.05)
+    if key == "randomuniform":
+        return values.uniform_(-0.05, 0.05)
+    raise ConfigError(
+        f"add_weight: unknown initializer {initializer!r}",
+        fix="use 'glorot_uniform', 'he_normal', 'zeros', 'ones', ... or a function f(shape, dtype)",
+    )
+
+
 __all__ = [
+    "ELU",
     "KERAS_LAYERS",
     "Activation",
     "Add",
@@ -891,9 +1327,12 @@ __all__ = [
     "GlobalMaxPooling3D",
     "Input",
     "KerasLayer",
+    "Layer",
+    "LeakyReLU",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
+    "PReLU",
     "RandomFlip",
     "RandomRotation",
     "RandomZoom",

@@ -1,9 +1,11 @@
 """Keras losses (``keras.losses``) by string or object: categorical, sparse categorical and binary
 cross-entropy, mean squared and mean absolute error.
 
-A loss is called as in Keras, ``loss(y_true, y_pred)``, and returns the batch mean (Keras'
-``"sum_over_batch_size"``). Inside cnnlab the tensors are channels-first: class scores are
-``(N, classes)`` and image outputs ``(N, C, H, W)``, so the class axis is axis 1.
+A loss is called as in Keras, ``loss(y_true, y_pred, sample_weight=None)``, and returns Keras'
+``"sum_over_batch_size"`` reduction: the per-sample losses (``call``), each multiplied by its weight,
+summed and divided by their number (the batch size, not the sum of the weights). Inside cnnlab the
+tensors are channels-first: class scores are ``(N, classes)`` and image outputs ``(N, C, H, W)``, so
+the class axis is axis 1.
 
 ``from_logits=False`` (Keras' default) reads ``y_pred`` as probabilities: they are divided by their
 sum, clipped to ``[1e-7, 1 - 1e-7]`` and logged, as Keras does. ``prepare_targets`` turns labels
@@ -56,11 +58,19 @@ class Loss:
         self.reduction = reduction
         self.name = name or self.keras_name
 
-    def __call__(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        return self.call(y_true, y_pred.float())
+    def __call__(
+        self, y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The weighted batch loss: ``sum(call(y_true, y_pred) * sample_weight) / count`` (Keras' reduction).
+
+        >>> loss = MeanSquaredError()
+        >>> loss(torch.tensor([[1.0], [2.0]]), torch.zeros(2, 1), sample_weight=torch.tensor([1.0, 3.0])).item()
+        6.5
+        """
+        return reduce_weighted(self.call(y_true, y_pred.float()), sample_weight)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        """The batch-mean loss (subclasses)."""
+        """The loss of every sample, unreduced: ``(N,)`` (``(N, H, W)`` for image outputs) (subclasses)."""
         raise NotImplementedError
 
     def prepare_targets(self, y: torch.Tensor, output_shape: Shape | None, what: str) -> torch.Tensor:
@@ -90,6 +100,24 @@ class Loss:
         return {"class_name": type(self).__name__, "config": dict(vars(self))}
 
 
+def reduce_weighted(values: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Keras' ``"sum_over_batch_size"``: ``sum(values * sample_weight) / values.numel()``.
+
+    ``sample_weight`` holds one weight per sample (``(N,)``), spread over the other axes of ``values``;
+    a scalar loss (a custom function that reduces itself) is scaled by the mean weight, as Keras' broadcast does.
+
+    >>> reduce_weighted(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.0, 1.0, 1.0, 0.0])).item()   # 5 / 4
+    1.25
+    """
+    if sample_weight is None:
+        return values.mean()
+    weight = sample_weight.to(device=values.device, dtype=values.dtype).reshape(-1)
+    if values.dim() == 0:
+        return values * weight.mean()
+    weight = weight.reshape(len(weight), *([1] * (values.dim() - 1)))
+    return (values * weight).sum() / values.numel()
+
+
 def _register(cls: type[Loss]) -> type[Loss]:
     LOSSES.add(cls.keras_name, cls)
     return cls
@@ -106,6 +134,11 @@ def _log_probabilities(y_pred: torch.Tensor, from_logits: bool) -> torch.Tensor:
         return F.log_softmax(y_pred, dim=1)
     p = y_pred / y_pred.sum(dim=1, keepdim=True)
     return torch.log(p.clamp(EPSILON, 1 - EPSILON))
+
+
+def _mean_over_units(values: torch.Tensor) -> torch.Tensor:
+    """Keras averages element-wise losses over the last (channel) axis: axis 1 here."""
+    return values.mean(dim=1) if values.dim() > 1 else values
 
 
 def _check_smoothing(name: str, label_smoothing: float) -> float:
@@ -146,7 +179,7 @@ class CategoricalCrossentropy(Loss):
         y = y_true.float()
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[1]
-        return -(y * _log_probabilities(y_pred, self.from_logits)).sum(dim=1).mean()
+        return -(y * _log_probabilities(y_pred, self.from_logits)).sum(dim=1)
 
 
 @_register
@@ -167,7 +200,7 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        return F.nll_loss(_log_probabilities(y_pred, self.from_logits), y_true.long())
+        return F.nll_loss(_log_probabilities(y_pred, self.from_logits), y_true.long(), reduction="none")
 
     def prepare_targets(self, y: torch.Tensor, output_shape: Shape | None, what: str) -> torch.Tensor:
         if y.is_floating_point() and not bool((y == y.round()).all()):
@@ -222,9 +255,11 @@ class BinaryCrossentropy(Loss):
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         if self.from_logits:
-            return F.binary_cross_entropy_with_logits(y_pred, y)
-        p = y_pred.clamp(EPSILON, 1 - EPSILON)
-        return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+            values = F.binary_cross_entropy_with_logits(y_pred, y, reduction="none")
+        else:
+            p = y_pred.clamp(EPSILON, 1 - EPSILON)
+            values = -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+        return _mean_over_units(values)
 
 
 @_register
@@ -238,7 +273,7 @@ class MeanSquaredError(Loss):
     keras_name = "mean_squared_error"
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        return (y_pred - y_true.float().reshape(y_pred.shape)).square().mean()
+        return _mean_over_units((y_pred - y_true.float().reshape(y_pred.shape)).square())
 
 
 @_register
@@ -252,7 +287,7 @@ class MeanAbsoluteError(Loss):
     keras_name = "mean_absolute_error"
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        return (y_pred - y_true.float().reshape(y_pred.shape)).abs().mean()
+        return _mean_over_units((y_pred - y_true.float().reshape(y_pred.shape)).abs())
 
 
 _SHORT_NAMES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
@@ -296,4 +331,5 @@ __all__ = [
     "SparseCategoricalCrossentropy",
     "from_config",
     "get",
+    "reduce_weighted",
 ]

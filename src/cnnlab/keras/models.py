@@ -11,12 +11,15 @@ way in, and a cnnlab batch source (``TensorLoader``) is used as it is (NCHW).
 Training runs under the mixed-precision policy (:mod:`cnnlab.keras.mixed_precision`: cnnlab's CPU
 plan, bfloat16 where the processor has it, unless set to Keras' ``"float32"``), with Keras' defaults:
 batch size 32, ``validation_split`` holding out the *last* fraction of the samples (before
-shuffling), the optimizer's state kept from one ``fit`` to the next. Keras callbacks
-(:mod:`cnnlab.keras.callbacks`) see Keras' log names.
+shuffling), the optimizer's state kept from one ``fit`` to the next, ``sample_weight`` /
+``class_weight`` weighting the loss as Keras does. Keras callbacks (:mod:`cnnlab.keras.callbacks`) see
+Keras' log names. A model is also a layer: it nests in a ``Sequential`` or a functional graph, as a
+``keras.applications`` base does.
 
 ``model.save(path)`` writes cnnlab's own safe format (a torch checkpoint of plain data: no pickled
 code runs on load) whatever the suffix, so ``model.save("model.keras")`` or ``"model.h5"`` work,
-but Keras cannot read the file and :func:`load_model` cannot read Keras' files.
+but Keras cannot read the file and :func:`load_model` cannot read Keras' files. The file holds the
+optimizer's state too; your own layer classes come back through ``custom_objects``.
 
 >>> import numpy as np
 >>> from cnnlab.keras import layers
@@ -38,12 +41,13 @@ but Keras cannot read the file and :func:`load_model` cannot read Keras' files.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,8 +60,13 @@ from cnnlab.keras import losses as keras_losses
 from cnnlab.keras import metrics as keras_metrics
 from cnnlab.keras import mixed_precision
 from cnnlab.keras import optimizers as keras_optimizers
+from cnnlab.keras.applications import Application
 from cnnlab.keras.callbacks import Callback, keras_logs, to_trainer_callback
-from cnnlab.keras.layers import KerasLayer, channels_first, channels_last, keras_shape, layer_from_config
+from cnnlab.keras.layers import KerasLayer, _as_plain, channels_first, channels_last, keras_shape, layer_from_config
+from cnnlab.keras.layers import Layer as CustomLayer
+from cnnlab.keras.saving import get_registered_name, get_registered_object
+from cnnlab.layers.base import Input as CnnlabInput
+from cnnlab.layers.base import SymbolicTensor
 from cnnlab.train import Callback as TrainerCallback
 from cnnlab.train import TrainConfig, Trainer
 from cnnlab.train.callbacks import ProgressBar
@@ -95,8 +104,9 @@ def _log_key(metric: keras_metrics.Metric) -> str:
 
 
 class _KerasTrainer(Trainer):
-    """The Trainer with a Keras loss (``loss(y_true, y_pred)``), Keras metrics and the Keras optimizer's
-    torch optimizer (kept across ``fit`` calls)."""
+    """The Trainer with a Keras loss (``loss(y_true, y_pred, sample_weight)``), Keras metrics and the Keras
+    optimizer's torch optimizer (kept across ``fit`` calls). A batch may carry a third tensor: the sample
+    weights, which weight the loss as Keras does (the metrics stay unweighted, as Keras' ``metrics=``)."""
 
     def __init__(
         self,
@@ -106,12 +116,12 @@ class _KerasTrainer(Trainer):
         optimizer: torch.optim.Optimizer | None,
         callbacks: Sequence[TrainerCallback],
     ) -> None:
-        loss = None if compiled is None else compiled.loss
+        self.keras_loss = None if compiled is None else compiled.loss
         # One group with every parameter: a frozen model (predict, evaluate) still gets its unused optimizer.
         super().__init__(
             model,
             config,
-            loss_fn=None if loss is None else lambda out, y: loss(y, out).mean(),
+            loss_fn=None if self.keras_loss is None else lambda out, y: self.weighted_loss(out, y, None),
             callbacks=callbacks,
             param_groups=[{"params": list(model.parameters())}],
         )
@@ -119,20 +129,110 @@ class _KerasTrainer(Trainer):
             self.optimizer = optimizer
         self.keras_metrics = () if compiled is None else compiled.metrics
 
+    def weighted_loss(self, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Keras' batch loss: per-sample losses times their weights, summed, over the batch size."""
+        loss = self.keras_loss
+        assert loss is not None
+        if isinstance(loss, keras_losses.Loss):
+            return loss(y, out, weights)
+        return keras_losses.reduce_weighted(loss(y, out), weights)  # a function: per-sample values or a scalar
+
     def _metric_logs(self, y: torch.Tensor, out: torch.Tensor) -> Logs:
         return {_log_key(m): m(y, out).float().mean() for m in self.keras_metrics}
 
     def train_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)
         out = self.logits(self.model, x).float()
-        loss = self.loss_fn(out, y)
+        loss = self.weighted_loss(out, y, batch[2] if len(batch) > 2 else None)
         self.optimise(loss)
         return {"loss": loss.detach(), **self._metric_logs(y, out.detach())}
 
     def eval_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)
         out = self.logits(self.eval_model, x).float()
-        return {"loss": self.loss_fn(out, y), **self._metric_logs(y, out)}
+        loss = self.weighted_loss(out, y, batch[2] if len(batch) > 2 else None)
+        return {"loss": loss, **self._metric_logs(y, out)}
+
+
+class _WeightedLoader:
+    """Array batches with their sample weights, ``(x, y, w)``, in the order a ``TensorLoader`` over the same
+    arrays would give (it shuffles the sample indices)."""
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.loader = cs._loader(inputs, torch.arange(len(inputs)), batch_size, shuffle, seed)
+        self.targets, self.weights = targets, weights
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        for x, index in self.loader.batches(epoch, start):
+            yield x, self.targets[index], self.weights[index]
+
+
+class _ClassWeighted:
+    """A batch source whose ``(x, y)`` batches get sample weights from ``class_weight`` (training data only)."""
+
+    def __init__(self, source: BatchSource, class_weight: dict[int, float]) -> None:
+        self.source, self.class_weight = source, class_weight
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        for batch in self.source.batches(epoch, start):
+            if len(batch) > 2 and batch[2] is not None:
+                raise ConfigError("fit: You cannot `class_weight` and `sample_weight` at the same time.")
+            yield batch[0], batch[1], _class_weights(batch[1], self.class_weight, "fit")
+
+
+def _class_weights(targets: torch.Tensor, class_weight: dict[int, float], what: str) -> torch.Tensor:
+    """Keras' ``class_weight_to_sample_weights``: the class of each label (the argmax of one-hot rows, the
+    rounded value of ``(N,)`` or ``(N, 1)`` labels) looked up in ``class_weight``; classes missing get 1.0."""
+    labels = targets.detach().cpu()
+    if labels.dim() > 1:
+        labels = labels.argmax(dim=1) if labels.shape[1] != 1 else labels[:, 0]
+    if labels.dim() != 1:
+        raise ConfigError(
+            f"{what}: class_weight needs one class label per sample; these targets have shape {tuple(targets.shape)}",
+            fix="pass sample_weight=... with one weight per sample instead",
+        )
+    classes = labels.float().round().long().tolist()
+    return torch.tensor([float(class_weight.get(c, 1.0)) for c in classes], dtype=torch.float32)
+
+
+def _check_class_weight(class_weight: Any) -> dict[int, float]:
+    if not isinstance(class_weight, dict) or not all(
+        isinstance(k, int | np.integer) and isinstance(v, int | float | np.number) for k, v in class_weight.items()
+    ):
+        raise ConfigError(
+            f"fit: class_weight must be a dict mapping class indices to weights. Received: {class_weight!r}",
+            fix="e.g. class_weight={0: 1.0, 1: 5.0}",
+        )
+    return {int(k): float(v) for k, v in class_weight.items()}
+
+
+def _sample_weights(sample_weight: Any, n: int, what: str) -> torch.Tensor:
+    """One float32 weight per sample from an array ``(N,)`` or ``(N, 1)``."""
+    weights = np.asarray(sample_weight.detach().cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.ndim != 1 or weights.dtype.kind not in "biuf":
+        raise ConfigError(
+            f"{what}: sample_weight must hold one number per sample, shape (N,). Received shape {weights.shape}",
+            fix="e.g. sample_weight=np.ones(len(x))",
+        )
+    if len(weights) != n:
+        raise DataError(f"{what}: x has {n} samples but sample_weight has {len(weights)}", fix="pass aligned arrays")
+    return torch.from_numpy(weights.astype(np.float32))
 
 
 class _GeneratorSource:
@@ -201,13 +301,23 @@ def _refuse(what: str, **arguments: Any) -> None:
 
 class _KerasModel:
     """compile / fit / evaluate / predict / save / summary / weights with Keras' conventions; mixed into
-    :class:`Sequential` and :class:`Model` over their cnnlab classes (which hold the layers and the graph)."""
+    :class:`Sequential` and :class:`Model` over their cnnlab classes (which hold the layers and the graph).
+
+    A model is also a layer, as in Keras: it goes into a ``Sequential`` (``Sequential([conv_base, ...])``,
+    ``model.add(conv_base)``) or is called on a tensor of a functional graph (``inner(inputs)``); the outer
+    model trains it as part of itself, ``summary()`` shows it as one row with its parameter count, and
+    ``conv_base.trainable = False`` freezes it (its BatchNormalization layers then run in inference mode).
+    """
 
     layers: Sequence[KerasLayer]
     input_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...] | None
     name: str | None
     default_name = "model"
+    #: The layer protocol of :class:`cnnlab.layers.Layer` (one input), so a model nests in another.
+    multi_input: ClassVar[bool] = False
+    #: The type Keras' ``summary()`` shows for this model when it is a layer of another.
+    keras_class_name: ClassVar[str] = "Model"
 
     def _keras_init(self, trainable: bool) -> None:
         self.optimizer: keras_optimizers.Optimizer | None = None
@@ -277,15 +387,33 @@ class _KerasModel:
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
     ) -> History:
-        """Train for ``epochs`` on arrays ``x, y``, a generator of ``(x, y)`` batches (with ``steps_per_epoch``
-        unless it has a length), or a cnnlab batch source (``y=None``).
+        """Train for ``epochs`` on arrays ``x, y``, a generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches
+        (with ``steps_per_epoch`` unless it has a length), or a cnnlab batch source (``y=None``).
 
         ``validation_split`` holds out the last fraction of the arrays (before shuffling);
-        ``validation_data`` (``(x_val, y_val)``, a generator or a batch source) takes precedence over it,
-        as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar.
+        ``validation_data`` (``(x_val, y_val)``, ``(x_val, y_val, w_val)``, a generator or a batch source) takes
+        precedence over it, as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar.
+
+        ``sample_weight`` (one weight per sample of the arrays; split with them by ``validation_split``) or
+        ``class_weight`` (``{class: weight}``, training data only; classes not in it weigh 1) multiply each
+        sample's loss; the batch loss is their sum over the batch size, as Keras computes it.
+
+        >>> from cnnlab.keras import layers
+        >>> model = Sequential([layers.Dense(1, activation="sigmoid", input_shape=(2,))])
+        >>> model.compile(optimizer="sgd", loss="binary_crossentropy")
+        >>> x, y = np.array([[0.0, 1.0], [1.0, 0.0]], "float32"), np.array([0, 1])
+        >>> history = model.fit(x, y, class_weight={0: 1.0, 1: 5.0}, verbose=0)
+        >>> round(model.evaluate(x, y, sample_weight=np.array([0.0, 2.0]), verbose=0), 6) == round(
+        ...     float(-np.log(model.predict(x[1:], verbose=0)[0, 0])), 6)      # (0 * loss_0 + 2 * loss_1) / 2
+        True
         """
         compiled = self._keras_compiled("fit")
-        _refuse("fit", class_weight=class_weight, sample_weight=sample_weight)
+        if class_weight is not None and sample_weight is not None:
+            raise ConfigError(
+                "fit: You cannot `class_weight` and `sample_weight` at the same time.",
+                fix="fold the class weights into sample_weight, or pass one of them",
+            )
+        class_weights = None if class_weight is None else _check_class_weight(class_weight)
         if initial_epoch != 0 or validation_freq != 1:
             raise ConfigError(
                 f"fit: initial_epoch and validation_freq are not supported. "
@@ -295,7 +423,9 @@ class _KerasModel:
         if not 0 <= validation_split < 1:
             raise ConfigError(f"fit: validation_split must be in [0, 1). Received: {validation_split}", fix="e.g. 0.1")
         batch_size = _check_batch_size(batch_size)
-        train, held_out = self._train_source(x, y, batch_size, shuffle, validation_split, steps_per_epoch, compiled)
+        train, held_out = self._train_source(
+            x, y, batch_size, shuffle, validation_split, steps_per_epoch, compiled, sample_weight, class_weights
+        )
         val = held_out
         if validation_data is not None:
             val = self._evaluation_source(
@@ -323,10 +453,12 @@ class _KerasModel:
         return_dict: bool = False,
     ) -> float | list[float] | dict[str, float]:
         """The mean loss (and metrics) over ``x, y``: a float without metrics, else ``[loss, metric, ...]``
-        in the order compiled; ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``."""
+        in the order compiled; ``return_dict=True`` gives ``{"loss": ..., "accuracy": ...}``.
+
+        ``sample_weight`` (arrays only) weights each sample's loss as in ``fit``; the metrics stay unweighted,
+        as Keras' ``metrics=`` are."""
         compiled = self._keras_compiled("evaluate")
-        _refuse("evaluate", sample_weight=sample_weight)
-        source = self._evaluation_source(x, y, batch_size, steps, "evaluate")
+        source = self._evaluation_source(x, y, batch_size, steps, "evaluate", sample_weight)
         result = keras_logs(self._trainer(compiled.config, []).evaluate(source))
         if verbose:
             print(f"{len(source)}/{len(source)} - " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -419,15 +551,15 @@ class _KerasModel:
         return t.movedim(-1, 1) if t.dim() >= 3 else t
 
     def _batch(self, item: Any, what: str) -> Batch:
-        """One ``(x, y)`` batch of a generator, converted."""
+        """One ``(x, y)`` or ``(x, y, sample_weight)`` batch of a generator, converted."""
         if not isinstance(item, tuple | list) or len(item) not in (2, 3):
             raise DataError(f"{what}: a generator must yield (x, y) batches", fix="yield (x_batch, y_batch)")
-        if len(item) == 3 and item[2] is not None:
-            raise ConfigError(f"{what}: sample weights are not supported", fix="yield (x, y) batches")
         inputs = self._inputs(item[0], what)
         targets = self._targets(item[1], what)
         if len(inputs) != len(targets):
             raise DataError(f"{what}: a batch has {len(inputs)} inputs but {len(targets)} labels")
+        if len(item) == 3 and item[2] is not None:
+            return _as_float(inputs), targets, _sample_weights(item[2], len(inputs), what)
         return _as_float(inputs), targets
 
     def _arrays(self, x: Any, y: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -447,6 +579,8 @@ class _KerasModel:
         validation_split: float,
         steps: int | None,
         compiled: _Compiled,
+        sample_weight: Any = None,
+        class_weight: dict[int, float] | None = None,
     ) -> tuple[BatchSource, BatchSource | None]:
         """The training batches, and the held-out last ``validation_split`` of arrays (else None)."""
         if cs._is_batch_source(x) or _is_generator(x):
@@ -455,17 +589,25 @@ class _KerasModel:
                     "fit: with a generator or batch source as x, give neither y nor validation_split",
                     fix="it yields (x, y) batches; pass validation_data for validation",
                 )
+            if sample_weight is not None:
+                raise ConfigError(
+                    "fit: sample_weight is for arrays; a generator yields its weights",
+                    fix="yield (x, y, sample_weight) batches",
+                )
+            source: BatchSource
             if cs._is_batch_source(x):
                 cs._check_not_empty(x, "fit", "training samples")
                 self._build_from(next(iter(x.batches()))[0])
-                return x, None
-            source = _GeneratorSource(x, steps, lambda item: self._batch(item, "fit"), "fit")
-            source.first()
-            return source, None
+                source = x
+            else:
+                source = _GeneratorSource(x, steps, lambda item: self._batch(item, "fit"), "fit")
+                source.first()
+            return (source if class_weight is None else _ClassWeighted(source, class_weight)), None
         if steps is not None:
             raise ConfigError("fit: steps_per_epoch is for generators", fix="drop it; arrays are split by batch_size")
         inputs, targets = self._arrays(x, y, "fit")
         n = len(inputs)
+        weights = None if sample_weight is None else _sample_weights(sample_weight, n, "fit")
         split_at = math.floor(n * (1.0 - validation_split)) if validation_split else n  # Keras' rounding
         if not 0 < split_at <= n or (validation_split and split_at == n):
             raise DataError(
@@ -473,26 +615,83 @@ class _KerasModel:
                 fix="use more samples or another validation_split",
             )
         seed = compiled.config.seed
-        train = cs._loader(inputs[:split_at], targets[:split_at], batch_size, shuffle, seed)
-        held_out = None
-        if split_at < n:
-            held_out = cs._loader(inputs[split_at:], targets[split_at:], compiled.config.eval_batch_size)
+        train_weights = weights[:split_at] if weights is not None else None
+        if class_weight is not None:
+            train_weights = _class_weights(targets[:split_at], class_weight, "fit")
+        train: BatchSource
+        if train_weights is None:
+            train = cs._loader(inputs[:split_at], targets[:split_at], batch_size, shuffle, seed)
+        else:
+            train = _WeightedLoader(inputs[:split_at], targets[:split_at], train_weights, batch_size, shuffle, seed)
+        held_out: BatchSource | None = None
+        if split_at < n:  # the held-out part keeps its sample weights (Keras splits them with the arrays)
+            batch = compiled.config.eval_batch_size
+            held_out = (
+                cs._loader(inputs[split_at:], targets[split_at:], batch)
+                if weights is None
+                else _WeightedLoader(inputs[split_at:], targets[split_at:], weights[split_at:], batch)
+            )
         return train, held_out
 
-    def _evaluation_source(self, x: Any, y: Any, batch_size: int | None, steps: int | None, what: str) -> BatchSource:
-        if cs._is_batch_source(x):
-            cs._check_not_empty(x, what)
-            return x
-        if _is_generator(x):
+    def _evaluation_source(
+        self, x: Any, y: Any, batch_size: int | None, steps: int | None, what: str, sample_weight: Any = None
+    ) -> BatchSource:
+        if cs._is_batch_source(x) or _is_generator(x):
+            if sample_weight is not None:
+                raise ConfigError(
+                    f"{what}: sample_weight is for arrays; a generator yields its weights",
+                    fix="yield (x, y, sample_weight) batches",
+                )
+            if cs._is_batch_source(x):
+                cs._check_not_empty(x, what)
+                return x
             source = _GeneratorSource(x, steps, lambda item: self._batch(item, what), what)
             source.first()
             return source
         if isinstance(x, tuple) and y is None:
-            if len(x) not in (2, 3) or (len(x) == 3 and x[2] is not None):
-                raise ConfigError(f"{what}: give (x_val, y_val)", fix="sample weights are not supported")
-            x, y = x[0], x[1]
+            if len(x) not in (2, 3):
+                raise ConfigError(f"{what}: give (x_val, y_val) or (x_val, y_val, sample_weight_val)")
+            x, y, sample_weight = x[0], x[1], x[2] if len(x) == 3 else None
         inputs, targets = self._arrays(x, y, what)
-        return cs._loader(inputs, targets, batch_size or self._keras_compiled(what).config.eval_batch_size)
+        batch = batch_size or self._keras_compiled(what).config.eval_batch_size
+        if sample_weight is None:
+            return cs._loader(inputs, targets, batch)
+        return _WeightedLoader(inputs, targets, _sample_weights(sample_weight, len(inputs), what), batch)
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as plain data: cnnlab's model config, with nested models, applications and your
+        own layers (their class's name and ``get_config()``) as Keras saves them."""
+        config = super().get_config()  # type: ignore[misc]
+        config["layers"] = [_layer_config(layer) for layer in self.layers]
+        config["trainable"] = self.trainable
+        return config
+
+    # ----- a model as a layer of another --------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        """Whether the input shape is known (and with it every weight)."""
+        return self.input_shape is not None
+
+    @property
+    def label(self) -> str:
+        """``Sequential 'sequential'``: how errors name this model."""
+        return f"{self.keras_class_name} '{self.name}'" if self.name else self.keras_class_name
+
+    def fail(self, problem: str, fix: str | None = None) -> None:
+        """Raise a :class:`ShapeError` naming this model."""
+        raise ShapeError(f"{self.label}: {problem}", fix=fix)
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """On a tensor of a functional graph (``Input(...)`` or a layer's output): this model as one layer of
+        the graph (a new symbolic tensor); on a torch tensor: the forward pass (channels-first)."""
+        first = inputs[0] if isinstance(inputs, list | tuple) and inputs else inputs
+        if isinstance(first, SymbolicTensor | CnnlabInput):
+            items = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+            if len(items) != 1:
+                self.fail(f"takes one input, got a list of {len(items)}")
+            parent = items[0].output if isinstance(items[0], CnnlabInput) else items[0]
+            return SymbolicTensor(self.build(parent.shape), self, (parent,))  # type: ignore[arg-type]
+        return super().__call__(inputs, *args, **kwargs)  # type: ignore[misc]
 
     # ----- weights ---------------------------------------------------------------------------------
     @property
@@ -554,7 +753,8 @@ class _KerasModel:
     # ----- summary ---------------------------------------------------------------------------------
     def summary(self, print_fn: Callable[[str], Any] | None = None, show_trainable: bool = False) -> None:
         """Print Keras' table: ``Layer (type)``, ``Output Shape`` (channels-last, batch ``None``), ``Param #``,
-        then total, trainable and non-trainable parameters (moving statistics are non-trainable)."""
+        then total, trainable and non-trainable parameters (moving statistics are non-trainable). A nested
+        model or application is one row (``vgg16 (Functional)``) with all its parameters, as in Keras."""
         header = ["Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])]
         rows = []
         for layer in self.layers:
@@ -564,7 +764,9 @@ class _KerasModel:
                 else f"(None, {', '.join(map(str, channels_last(layer.output_shape)))})"
             )
             params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-            rows.append([f"{layer.name} ({type(layer).__name__})", shape, params, "Y" if layer.trainable else "N"])
+            kind = getattr(layer, "keras_class_name", type(layer).__name__)  # a nested model: its Keras type
+            flag = "-" if not layer.weights else "Y" if layer.trainable else "N"  # Keras: '-' without weights
+            rows.append([f"{layer.name} ({kind})", shape, params, flag])
         widths = [max(len(row[i]) for row in [header, *rows]) + 4 for i in range(len(header))]
         width = sum(widths)
 
@@ -590,9 +792,10 @@ class _KerasModel:
 
     # ----- saving ----------------------------------------------------------------------------------
     def save(self, filepath: str | Path, overwrite: bool = True) -> None:
-        """Save architecture, weights and compile settings to one file in cnnlab's safe format (whatever the
-        suffix: ``.keras`` and ``.h5`` are names only); :func:`load_model` reads it. The optimizer's state is
-        not saved, and a model compiled with custom functions loads uncompiled."""
+        """Save architecture, weights, compile settings and the optimizer's state (Adam's moments, its step
+        count) to one file in cnnlab's safe format (whatever the suffix: ``.keras`` and ``.h5`` are names only);
+        :func:`load_model` reads it, and the loaded model trains on as the saved one would, as in Keras. A model
+        compiled with custom functions loads uncompiled (without its optimizer state)."""
         path = Path(filepath)
         if path.exists() and not overwrite:
             raise ConfigError(f"save: {path} exists", fix="pass overwrite=True or another path")
@@ -600,6 +803,9 @@ class _KerasModel:
         compiled = None
         if self._keras is not None and self._keras.saved is not None and self.optimizer is not None:
             compiled = {**self._keras.saved, "optimizer": self.optimizer.get_config()}
+            live = self.optimizer.built_optimizer
+            if live is not None:  # trained: its torch state, keyed by the index in model.parameters()
+                compiled["optimizer_state"] = live.state_dict()
         state = {k: v.contiguous() for k, v in self.state_dict().items()}
         save_checkpoint(
             path, {"format": SAVE_FORMAT, "config": self.get_config(), "state_dict": state, "compile": compiled}
@@ -651,11 +857,38 @@ class Sequential(_KerasModel, cs.Sequential):
         for layer in layers or ():
             self.add(layer)
 
-    def add(self, layer: KerasLayer) -> None:
-        """Append a layer (built at once when the input shape is known)."""
+    keras_class_name = "Sequential"
+
+    def add(self, layer: KerasLayer | _KerasModel | Application) -> None:
+        """Append a layer, a model (``Sequential``, functional ``Model``) or an application (built at once when
+        the input shape is known).
+
+        >>> from cnnlab.keras import layers
+        >>> conv_base = Sequential([layers.Conv2D(4, 3, input_shape=(8, 8, 3)), layers.MaxPooling2D()])
+        >>> conv_base.trainable = False
+        >>> model = Sequential()
+        >>> model.add(conv_base)
+        >>> model.add(layers.Flatten())
+        >>> model.add(layers.Dense(1, activation="sigmoid"))
+        >>> [layer.name for layer in model.layers], model.count_params(), len(model.trainable_weights)
+        (['sequential', 'flatten', 'dense'], 149, 2)
+        """
         _check_keras_layers([layer], "Sequential")
-        super().add(layer)
-        layer.trainable = layer.trainable and self._trainable
+        if layer is self:
+            raise ConfigError("Sequential: a model cannot be added to itself", fix="add its layers instead")
+        if isinstance(layer, _KerasModel):  # not a cnnlab Layer: the steps of cnnlab's add, for a model
+            if isinstance(layer, Model) and layer.name is None:
+                layer.name = _unique_name("functional", {other.name for other in self.layers})
+            cs.assign_names([layer], taken={other.name for other in self.layers})  # type: ignore[list-item]
+            if not len(self.layers) and self.input_shape is None and layer.input_shape is not None:
+                self.input_shape = self.output_shape = layer.input_shape
+            self.layers.append(layer)  # type: ignore[arg-type]
+            if self.output_shape is not None:
+                self.output_shape = layer.build(self.output_shape)
+        else:
+            super().add(layer)  # type: ignore[arg-type]
+        if not self._trainable:  # a frozen model freezes what it takes; otherwise each keeps its own flags
+            layer.trainable = False
 
 
 class Model(_KerasModel, cs.Model):
@@ -671,6 +904,7 @@ class Model(_KerasModel, cs.Model):
     """
 
     default_name = "functional"
+    keras_class_name = "Functional"
 
     def __init__(
         self, inputs: Any = None, outputs: Any = None, name: str | None = None, trainable: bool = True
@@ -680,14 +914,36 @@ class Model(_KerasModel, cs.Model):
                 "Model needs inputs and outputs; subclassing Model (a call method) is not supported",
                 fix="x = Input(shape=...); y = layers.Dense(...)(x); Model(x, y)",
             )
+        _name_nested_models(outputs)
         super().__init__(inputs, outputs, name=name)
         _check_keras_layers(self.layers, "Model")
         self._keras_init(trainable)
 
 
+def _unique_name(base: str, taken: set[str | None]) -> str:
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
+def _name_nested_models(outputs: Any) -> None:
+    """Unnamed functional models inside a graph get Keras' name ``functional`` (``functional_1``, ...)."""
+    try:
+        nodes = cs._topological_order(cs._single(outputs, "outputs"))
+    except ConfigError:
+        return  # cnnlab's Model reports it
+    taken = {node.layer.name for node in nodes}
+    for node in nodes:
+        if isinstance(node.layer, Model) and node.layer.name is None:
+            node.layer.name = _unique_name("functional", taken)
+            taken.add(node.layer.name)
+
+
 def _check_keras_layers(layers: Sequence[Any], where: str) -> None:
     for layer in layers:
-        if not isinstance(layer, KerasLayer):
+        if not isinstance(layer, KerasLayer | _KerasModel | Application):
             raise ConfigError(
                 f"{where} takes cnnlab.keras.layers (Keras' channels-last conventions); "
                 f"received {type(layer).__module__}.{type(layer).__name__}",
@@ -746,23 +1002,79 @@ def _read(path: str | Path, formats: tuple[str, ...]) -> dict[str, Any]:
     return checkpoint
 
 
-def model_from_config(config: dict[str, Any]) -> Sequential | Model:
-    """Rebuild a model (without weights) from its ``get_config()``."""
-    layers = [layer_from_config(c) for c in config["layers"]]
+def _layer_config(layer: Any) -> dict[str, Any]:
+    """One entry of a model config: a nested model's config, a custom layer's class and Keras config, or a
+    built-in layer's config."""
+    if isinstance(layer, _KerasModel):
+        return layer.get_config()
+    if isinstance(layer, CustomLayer):
+        cls = type(layer)
+        config = layer.get_config()
+        try:
+            json.dumps(config)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"save: {cls.__name__}.get_config() of layer '{layer.name}' holds values that are not plain data "
+                f"(numbers, strings, lists, dicts): {config!r}",
+                fix="return plain values from get_config (e.g. float(x), list(shape))",
+            ) from None
+        return {
+            "custom_layer": {"class_name": cls.__name__, "registered_name": get_registered_name(cls)},
+            "config": _as_plain(config),
+        }
+    return layer.get_config()
+
+
+def _layer_from_config(
+    config: dict[str, Any], custom_objects: dict[str, Any] | None, where: str | None
+) -> KerasLayer | Sequential | Model:
+    if "class" in config:
+        return model_from_config(config, custom_objects, where)
+    if "custom_layer" in config:
+        found, layer = config["custom_layer"], config["config"]
+        cls = get_registered_object(found["registered_name"], custom_objects)
+        name = found["class_name"]
+        if cls is None:
+            raise ConfigError(
+                f"layer '{layer.get('name')}' is of the custom class '{name}', which load_model cannot rebuild "
+                "without the class itself",
+                where=where,
+                fix=f"pass custom_objects={{'{name}': {name}}} to load_model (or decorate the class with "
+                "@keras.saving.register_keras_serializable())",
+            )
+        if not (isinstance(cls, type) and issubclass(cls, CustomLayer)):
+            raise ConfigError(
+                f"custom_objects['{name}'] must be a subclass of cnnlab.keras.layers.Layer; received {cls!r}",
+                where=where,
+            )
+        return cls.from_config(dict(layer))
+    return layer_from_config(config)
+
+
+def model_from_config(
+    config: dict[str, Any], custom_objects: dict[str, Any] | None = None, where: str | None = None
+) -> Sequential | Model:
+    """Rebuild a model (without weights) from its ``get_config()``; ``custom_objects`` maps the class names of
+    your own layers to their classes."""
+    layers = [_layer_from_config(c, custom_objects, where) for c in config["layers"]]
+    trainable = bool(config.get("trainable", True))
     if config.get("class") == "Sequential":
-        model = Sequential(layers, name=config.get("name"))
+        model = Sequential(layers, name=config.get("name"), trainable=trainable)  # type: ignore[arg-type]
         if model.input_shape is None and config.get("input_shape"):
             model.build(config["input_shape"])
         return model
     if config.get("class") == "Model":
-        return Model(*cs.rebuild_graph(layers, config["nodes"]), name=config.get("name"))
+        graph = cs.rebuild_graph(layers, config["nodes"])  # type: ignore[arg-type]
+        return Model(*graph, name=config.get("name"), trainable=trainable)
     raise ConfigError(f"unknown model class {config.get('class')!r}", fix="expected 'Sequential' or 'Model'")
 
 
 def load_model(
     filepath: str | Path, custom_objects: dict[str, Any] | None = None, compile: bool = True, safe_mode: bool = True
 ) -> Sequential | Model:
-    """Load a model written by ``model.save``: architecture, weights, and (``compile=True``) its compile settings.
+    """Load a model written by ``model.save``: architecture, weights, and (``compile=True``) its compile settings
+    and optimizer state. Your own layer classes come from ``custom_objects`` (``{"Scale": Scale}``) or from
+    :func:`cnnlab.keras.saving.register_keras_serializable`; a missing one is an error naming it.
 
     >>> import tempfile, pathlib
     >>> from cnnlab.keras import layers
@@ -774,13 +1086,8 @@ def load_model(
     >>> loaded.layers[0].units, type(loaded.optimizer).__name__, loaded.metrics_names
     (2, 'SGD', ['loss', 'accuracy'])
     """
-    if custom_objects:
-        raise ConfigError(
-            "load_model: custom_objects are not supported (nothing custom is saved)",
-            fix="load with compile=False and compile again with your custom loss or metrics",
-        )
     checkpoint = _read(filepath, (SAVE_FORMAT,))
-    model = model_from_config(checkpoint["config"])
+    model = model_from_config(checkpoint["config"], custom_objects, where=str(filepath))
     model.load_state_dict(checkpoint["state_dict"])
     saved = checkpoint.get("compile")
     if compile and saved is not None:
@@ -789,6 +1096,9 @@ def load_model(
             loss=keras_losses.from_config(saved["loss"]),
             metrics=saved["metrics"],
         )
+        if saved.get("optimizer_state") is not None:  # the next fit continues with the saved moments
+            assert model.optimizer is not None
+            model.optimizer.build(model.parameters()).load_state_dict(saved["optimizer_state"])
     return model
 
 

@@ -106,6 +106,11 @@ class Optimizer(ABC):
             self._torch = self._make(list(params))
         return self._torch
 
+    @property
+    def built_optimizer(self) -> torch.optim.Optimizer | None:
+        """The torch optimizer ``fit`` trains with (None before the first ``fit`` after ``compile``)."""
+        return self._torch
+
     def reset(self) -> None:
         """Forget the torch optimizer and its state (``compile`` calls this); the settings stay."""
         if self._torch is not None:

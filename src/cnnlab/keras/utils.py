@@ -1,9 +1,10 @@
 """``keras.utils``: ``to_categorical``, ``set_random_seed`` and ``image_dataset_from_directory``.
 
 Images come out as Keras has them: NHWC ``float32`` numpy batches with values 0..255.
-``image_dataset_from_directory`` decodes the folder once with cnnlab's loader
-(:func:`cnnlab.data.load_image_folder`: unreadable files are skipped with a warning), then batches
-from memory; pass ``cache_dir`` to keep the decoded pixels on disk, memory-mapped.
+``image_dataset_from_directory`` finds the files as Keras does (its suffixes, :data:`ALLOWLIST_FORMATS`),
+decodes and resizes them once as Keras' TensorFlow pipeline does (unreadable files are skipped with a
+warning), then batches from memory (float32, as TensorFlow's resize leaves them); pass ``cache_dir`` to keep
+the decoded pixels on disk, memory-mapped.
 
 >>> to_categorical([0, 2, 1])
 array([[1., 0., 0.],
@@ -13,16 +14,28 @@ array([[1., 0., 0.],
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from cnnlab.core.errors import ConfigError, DataError
-from cnnlab.data.datasets import Dataset, load_image_folder
+from cnnlab.data.cache import DataWarning, Problem, cache_key
+from cnnlab.data.cache import _load as load_cached
+from cnnlab.data.cache import _store as store_cached
+from cnnlab.keras.saving import register_keras_serializable
+
+ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+"""The suffixes ``image_dataset_from_directory`` reads: Keras 3.15's ``ALLOWLIST_FORMATS`` (gif yes, tif no)."""
 
 COLOR_CHANNELS = {"grayscale": 1, "rgb": 3}
 """Keras ``color_mode`` -> decoded channels (``rgba`` is not supported: the loader composites alpha on white)."""
@@ -108,7 +121,8 @@ def encode_labels(classes: np.ndarray, mode: str | None, num_classes: int, where
 class ImageDataset:
     """What ``image_dataset_from_directory`` returns: iterate it for ``(images, labels)`` batches (one epoch).
 
-    ``len()`` is the number of batches; with ``shuffle`` every iteration has a new order.
+    ``len()`` is the number of batches; with ``shuffle`` every iteration has a new order. Images are float32,
+    or uint8 with ``interpolation='nearest'`` (TensorFlow's nearest resize keeps the type).
     ``class_names`` and ``file_paths`` (in the dataset's unshuffled order) are as in Keras.
     """
 
@@ -137,7 +151,7 @@ class ImageDataset:
             self._epoch += 1
         for start in range(0, len(order), self.batch_size):
             index = torch.from_numpy(order[start : start + self.batch_size])
-            x = self.images[index].permute(0, 2, 3, 1).float().numpy()
+            x = self.images[index].permute(0, 2, 3, 1).numpy()  # float32 (uint8 after 'nearest', as TensorFlow)
             yield x if self.labels is None else (x, self.labels[index.numpy()])
 
     def __repr__(self) -> str:
@@ -159,6 +173,7 @@ def image_dataset_from_directory(
     interpolation: str = "bilinear",
     crop_to_aspect_ratio: bool = False,
     pad_to_aspect_ratio: bool = False,
+    follow_links: bool = False,
     verbose: bool = True,
     cache_dir: str | Path | None = None,
 ) -> ImageDataset | list[ImageDataset]:
@@ -167,9 +182,12 @@ def image_dataset_from_directory(
     ``label_mode``: ``int`` (int32 ``(B,)``), ``categorical`` (float32 one-hot), ``binary`` (float32
     ``(B, 1)``, two classes) or None (images only; also what ``labels=None`` gives). Images are
     float32 ``(B, H, W, C)`` in 0..255, resized to ``image_size`` (stretched, or cropped / padded to
-    keep the aspect with ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio``). ``validation_split``
-    with ``subset`` ``training``, ``validation`` or ``both`` splits the files after a seeded shuffle,
-    validation the last part, as Keras does.
+    keep the aspect with ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio``) as TensorFlow's resize does it
+    for Keras: ``interpolation='bilinear'`` (Keras' default; no antialiasing, values not rounded) or
+    ``'nearest'``.
+    The files are Keras': :data:`ALLOWLIST_FORMATS` under the class folders (sorted, hidden ones left out).
+    ``validation_split`` with ``subset`` ``training``, ``validation`` or ``both`` splits the files after a
+    seeded shuffle, validation the last part, as Keras does.
 
     >>> import tempfile
     >>> from PIL import Image
@@ -203,21 +221,28 @@ def image_dataset_from_directory(
             where=where,
             fix="'rgba' is not supported: transparent images are composited on white as 'rgb'",
         )
-    if interpolation != "bilinear":
-        raise ConfigError(f"only interpolation='bilinear' is supported. Received: {interpolation!r}", where=where)
+    if interpolation not in _TF_RESIZE:
+        raise ConfigError(
+            f"interpolation must be 'bilinear' (Keras' default) or 'nearest'. Received: {interpolation!r}",
+            where=where,
+            fix="TensorFlow's other filters (bicubic, area, lanczos, ...) are not reproduced here",
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}", where=where)
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ConfigError("crop_to_aspect_ratio and pad_to_aspect_ratio exclude each other", where=where)
     _check_split(validation_split, subset, shuffle, seed, where)
     fit = "crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "stretch"
-    data = load_image_folder(
-        directory,
-        size=tuple(image_size),  # type: ignore[arg-type]
-        channels=COLOR_CHANNELS[color_mode],
-        fit=fit,
-        classes=class_names,
-        cache_dir=cache_dir,
+    files, targets, names = _index_directory(Path(directory), class_names, follow_links, where)
+    size = (int(image_size[0]), int(image_size[1]))
+    pixels, kept = _decode_for_dataset(files, COLOR_CHANNELS[color_mode], size, interpolation, fit, cache_dir)
+    if interpolation == "nearest":  # whole values: TensorFlow hands them out as uint8
+        pixels = pixels.astype(np.uint8)
+    data = _Folder(
+        torch.from_numpy(pixels).permute(0, 3, 1, 2),  # (N, C, H, W), as TensorFlow's resize leaves it
+        torch.tensor([targets[i] for i in kept], dtype=torch.long),
+        names,
+        [str(files[i]) for i in kept],
     )
     if verbose:
         print(f"Found {len(data)} files belonging to {len(data.classes)} classes.")
@@ -233,6 +258,113 @@ def image_dataset_from_directory(
             print(f"Using {len(parts[name])} files for {name}.")
         datasets.append(_dataset(data, np.sort(parts[name]), mode, batch_size, shuffle, seed, where))
     return datasets if subset == "both" else datasets[0]
+
+
+def _index_directory(
+    directory: Path, class_names: Sequence[str] | None, follow_links: bool, where: str
+) -> tuple[list[Path], list[int], list[str]]:
+    """Keras' ``index_directory``: class folders sorted (hidden ones skipped) or ``class_names``; per class the
+    files with :data:`ALLOWLIST_FORMATS` suffixes anywhere under it, folders and files in sorted order."""
+    if not directory.is_dir():
+        raise DataError(
+            "image folder not found", where=str(directory), fix="pass a folder holding one folder per class"
+        )
+    names = (
+        list(class_names)
+        if class_names is not None
+        else sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(names):
+        walk = sorted(os.walk(directory / name, followlinks=follow_links), key=lambda entry: entry[0])
+        found = [
+            Path(root) / f for root, _, fnames in walk for f in sorted(fnames) if f.lower().endswith(ALLOWLIST_FORMATS)
+        ]
+        files += found
+        labels += [label] * len(found)
+    if not files:
+        raise DataError(
+            f"No images found in directory {directory}. Allowed formats: {ALLOWLIST_FORMATS}",
+            where=where,
+            fix="put image files in directory/<class name>/",
+        )
+    return files, labels, names
+
+
+_TF_RESIZE = {"bilinear": "bilinear", "nearest": "nearest-exact"}  # tf.image.resize (half-pixel centres) in torch
+
+
+def _tf_load(path: Path, channels: int, size: tuple[int, int], interpolation: str, fit: str) -> np.ndarray:
+    """One file as Keras' ``image_dataset_from_directory`` loads it with TensorFlow: decoded (first frame,
+    no EXIF rotation, alpha dropped), then ``tf.image.resize`` (no antialiasing, float32 out), after Keras'
+    ``smart_resize`` centre crop (``fit='crop'``) or into ``tf.image.resize_with_pad`` (``fit='pad'``)."""
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image ({exc})", where=str(path), fix="delete, re-export or move it") from None
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).reshape(image.height, image.width, channels))
+    x = pixels.permute(2, 0, 1)[None]  # (1, C, H, W)
+    height, width = image.height, image.width
+    target_height, target_width = size
+    mode = _TF_RESIZE[interpolation]
+    if fit == "crop":  # keras.utils.image_utils.smart_resize
+        crop_height = max(min(height, int(float(width * target_height) / target_width)), 1)
+        crop_width = max(min(width, int(float(height * target_width) / target_height)), 1)
+        top, left = int(float(height - crop_height) / 2), int(float(width - crop_width) / 2)
+        x = x[:, :, top : top + crop_height, left : left + crop_width]
+    if fit == "pad":  # tf.image.resize_with_pad: fit inside, pad with zeros around the centre
+        f = np.float32  # TensorFlow computes these in float32
+        ratio = max(f(width) / f(target_width), f(height) / f(target_height))
+        inner = (max(int(np.floor(f(height) / ratio)), 1), max(int(np.floor(f(width) / ratio)), 1))
+        top = max(0, int(np.floor((f(target_height) - f(height) / ratio) / f(2))))
+        left = max(0, int(np.floor((f(target_width) - f(width) / ratio) / f(2))))
+        resized = F.interpolate(x, size=inner, mode=mode, **_corners(mode))
+        x = torch.zeros(1, channels, target_height, target_width)
+        x[:, :, top : top + inner[0], left : left + inner[1]] = resized
+    else:
+        x = F.interpolate(x, size=size, mode=mode, **_corners(mode))
+    return x[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def _corners(mode: str) -> dict[str, Any]:
+    return {"align_corners": False, "antialias": False} if mode == "bilinear" else {}
+
+
+def _decode_for_dataset(
+    files: list[Path], channels: int, size: tuple[int, int], interpolation: str, fit: str, cache_dir: Any
+) -> tuple[np.ndarray, list[int]]:
+    """Every file through :func:`_tf_load` into one float32 ``(N, H, W, C)`` array (threads); unreadable
+    files are skipped with a :class:`~cnnlab.data.cache.DataWarning`. Returns the pixels and the kept indices."""
+    entry = None
+    if cache_dir is not None:
+        entry = Path(cache_dir) / cache_key(files, channels, size, f"keras-tf-{interpolation}-{fit}", 0)
+        cached = load_cached(entry, strict=False)
+        if cached is not None:
+            return np.asarray(cached.pixels), cached.kept
+    arrays: list[np.ndarray | None] = [None] * len(files)
+    errors: dict[int, DataError] = {}
+
+    def one(i: int) -> None:
+        try:
+            arrays[i] = _tf_load(files[i], channels, size, interpolation, fit)
+        except DataError as error:
+            errors[i] = error
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(len(files))))
+    problems = []
+    for i in sorted(errors):
+        warnings.warn(f"skipped: {errors[i]}", DataWarning, stacklevel=3)
+        problems.append(Problem(str(files[i]), errors[i].what))
+    kept = [i for i, a in enumerate(arrays) if a is not None]
+    if not kept:
+        raise DataError(f"none of the {len(files)} image files could be read", where=str(files[0].parent))
+    pixels = np.stack([arrays[i] for i in kept])  # type: ignore[misc]
+    if entry is not None:
+        store_cached(entry, pixels, kept, problems, files)
+    return pixels, kept
 
 
 def _check_split(
@@ -256,8 +388,21 @@ def _check_split(
         )
 
 
+@dataclass
+class _Folder:
+    """The decoded folder: images ``(N, C, H, W)``, class indices, class names, file paths."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    classes: list[str]
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
 def _dataset(
-    data: Dataset, index: np.ndarray, mode: str | None, batch_size: int, shuffle: bool, seed: int, where: str
+    data: _Folder, index: np.ndarray, mode: str | None, batch_size: int, shuffle: bool, seed: int, where: str
 ) -> ImageDataset:
     if len(index) == 0:
         raise DataError("this subset holds no images", where=where, fix="lower validation_split or add images")
@@ -266,4 +411,12 @@ def _dataset(
     return ImageDataset(data.images[torch.from_numpy(index)], labels, data.classes, paths, batch_size, shuffle, seed)
 
 
-__all__ = ["ImageDataset", "encode_labels", "image_dataset_from_directory", "set_random_seed", "to_categorical"]
+__all__ = [
+    "ALLOWLIST_FORMATS",
+    "ImageDataset",
+    "encode_labels",
+    "image_dataset_from_directory",
+    "register_keras_serializable",
+    "set_random_seed",
+    "to_categorical",
+]

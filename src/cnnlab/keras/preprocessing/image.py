@@ -20,9 +20,12 @@ batch, ``next(it)`` runs forever (reshuffling each epoch), as Keras' iterators d
 
 from __future__ import annotations
 
+import io
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,10 @@ from PIL import Image
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.augment import Compose, from_keras
-from cnnlab.data.datasets import load_image_folder
-from cnnlab.data.images import read_image
-from cnnlab.keras.utils import COLOR_CHANNELS, encode_labels
+from cnnlab.data.cache import DataWarning, Problem, cache_key
+from cnnlab.data.cache import _load as load_cached
+from cnnlab.data.cache import _store as store_cached
+from cnnlab.keras.utils import encode_labels
 
 _UNSUPPORTED: dict[str, Any] = {
     "zca_whitening": False,
@@ -204,46 +208,52 @@ class ImageDataGenerator:
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int | None = None,
+        save_to_dir: str | Path | None = None,
+        save_prefix: str = "",
+        save_format: str = "png",
+        follow_links: bool = False,
         subset: str | None = None,
+        interpolation: str = "nearest",
+        keep_aspect_ratio: bool = False,
         cache_dir: str | Path | None = None,
     ) -> DirectoryIterator:
-        """Batches from ``directory/<class>/<image>``: class indices follow the sorted folder names (or
-        ``classes``); images are resized bilinearly to ``target_size``; unreadable files are skipped
-        with a warning. ``class_mode``: ``categorical`` (one-hot), ``binary`` / ``sparse`` (float32
-        class indices), ``input`` (the images again) or None (images only). ``subset`` ``validation``
-        takes the first ``validation_split`` of every class's files, ``training`` the rest (Keras)."""
+        """Batches from ``directory/<class>/<image>``, found and decoded as Keras 3.15 does: the classes are
+        the sorted sub-folders (or ``classes``), the files those with Keras' suffixes
+        (:data:`FLOW_FROM_DIRECTORY_FORMATS`: png, jpg, jpeg, bmp, ppm, tif, tiff; not gif or webp), anywhere
+        under a class folder, in sorted order; each image is read by :func:`load_img` (Pillow, converted
+        to ``color_mode``, resized to ``target_size`` with ``interpolation``, Keras' ``'nearest'`` by default;
+        ``keep_aspect_ratio`` crops the centre to the target's aspect first). Images are decoded once, when
+        the iterator is made (``cache_dir`` keeps them on disk, memory-mapped, for later runs); an unreadable
+        file is skipped with a warning (Keras fails on it mid-epoch).
+
+        ``class_mode``: ``categorical`` (one-hot), ``binary`` / ``sparse`` (float32 class indices), ``input``
+        (the images again) or None (images only). ``subset`` ``validation`` takes the first
+        ``validation_split`` of every class's files, ``training`` the rest (Keras).
+        """
         where = "flow_from_directory"
         if class_mode not in _CLASS_MODES:
             raise ConfigError(
                 f"class_mode must be one of {_CLASS_MODES}. Received: class_mode={class_mode!r}", where=where
             )
-        if color_mode not in COLOR_CHANNELS:
+        _check_load_options(color_mode, interpolation, where)
+        if save_to_dir is not None:
             raise ConfigError(
-                f"color_mode must be 'rgb' or 'grayscale'. Received: color_mode={color_mode!r}",
+                "flow_from_directory: save_to_dir is not supported",
                 where=where,
-                fix="'rgba' is not supported: transparent images are composited on white as 'rgb'",
+                fix="drop it; save augmented batches yourself, e.g. with PIL.Image.fromarray",
             )
         size = (int(target_size[0]), int(target_size[1]))
-        data = load_image_folder(
-            directory, size=size, channels=COLOR_CHANNELS[color_mode], classes=classes, cache_dir=cache_dir
-        )
-        index = np.arange(len(data))
-        if subset is not None:
-            fraction = self._split(subset, where)
-            targets = data.targets.numpy()
-            chosen = []
-            for label in range(len(data.classes)):
-                members = index[targets == label]
-                cut = int(fraction * len(members))
-                chosen.append(members[:cut] if subset == "validation" else members[cut:])
-            index = np.concatenate(chosen)
-        print(f"Found {len(index)} images belonging to {len(data.classes)} classes.")
+        split = None if subset is None else self._split(subset, where)
+        files, labels, class_names = _list_directory(Path(directory), classes, follow_links, subset, split)
+        settings = (color_mode, size, interpolation, keep_aspect_ratio)
+        pixels, kept = _decode_files(files, settings, cache_dir)
+        print(f"Found {len(kept)} images belonging to {len(class_names)} classes.")
         return DirectoryIterator(
             self,
-            data.images[torch.from_numpy(index)],
-            data.targets.numpy()[index].astype(np.int32),
-            data.classes,
-            [data.paths[i] for i in index.tolist()],
+            torch.from_numpy(pixels).permute(0, 3, 1, 2),  # (N, C, H, W) uint8
+            np.asarray([labels[i] for i in kept], dtype=np.int32),
+            class_names,
+            [str(files[i]) for i in kept],
             Path(directory),
             class_mode,
             batch_size,
@@ -395,9 +405,14 @@ def load_img(
     path: str | Path,
     color_mode: str = "rgb",
     target_size: tuple[int, int] | None = None,
+    interpolation: str = "nearest",
+    keep_aspect_ratio: bool = False,
 ) -> Image.Image:
-    """One image file as a PIL image (``rgb`` or ``grayscale``), resized to ``target_size`` (height, width)
-    bilinearly; decoded by cnnlab's reader (EXIF rotation, 16-bit, alpha on white).
+    """One image file as a PIL image, read as Keras' ``load_img`` reads it: converted to ``color_mode``
+    (``rgb``, ``grayscale`` or ``rgba``; no EXIF rotation, transparency dropped by Pillow's conversion) and,
+    when its size differs, resized to ``target_size`` (height, width) with ``interpolation`` (Pillow's
+    ``nearest`` by default, ``bilinear``, ``bicubic``, ``hamming``, ``box``, ``lanczos``); ``keep_aspect_ratio``
+    crops the centre to the target's aspect ratio first. A file Pillow cannot read is a :class:`DataError`.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "a.png"
@@ -405,10 +420,135 @@ def load_img(
     >>> img_to_array(load_img(path, target_size=(2, 3))).shape
     (2, 3, 3)
     """
-    if color_mode not in COLOR_CHANNELS:
-        raise ConfigError(f"color_mode must be 'rgb' or 'grayscale'. Received: {color_mode!r}", where="load_img")
-    array = read_image(path, channels=COLOR_CHANNELS[color_mode], size=target_size)
-    return Image.fromarray(array[..., 0] if color_mode == "grayscale" else array)
+    _check_load_options(color_mode, interpolation, "load_img")
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            img = Image.open(io.BytesIO(file.read()))
+        mode = _COLOR_MODES[color_mode][0]
+        if img.mode != mode:  # 16-bit grey becomes 8-bit too (Keras keeps 'I;16' values; every batch here is 8-bit)
+            img = img.convert(mode)
+        if target_size is not None:
+            wanted = (int(target_size[1]), int(target_size[0]))  # Pillow's (width, height)
+            if img.size != wanted:
+                box = _centre_crop_box(img.size, wanted) if keep_aspect_ratio else None
+                img = img.resize(wanted, INTERPOLATIONS[interpolation], box=box)
+        img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(
+            f"cannot read image ({exc})", where=str(path), fix="delete, re-export or move the file"
+        ) from None
+    return img
+
+
+FLOW_FROM_DIRECTORY_FORMATS = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
+"""The file suffixes ``flow_from_directory`` reads: Keras 3.15's ``white_list_formats`` (no gif, no webp)."""
+
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "hamming": Image.Resampling.HAMMING,
+    "box": Image.Resampling.BOX,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+"""Keras' ``interpolation`` names for :func:`load_img` and ``flow_from_directory`` -> Pillow's filters."""
+
+_COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
+
+
+def _check_load_options(color_mode: str, interpolation: str, where: str) -> None:
+    if color_mode not in _COLOR_MODES:
+        raise ConfigError(
+            f"color_mode must be 'grayscale', 'rgb' or 'rgba'. Received: color_mode={color_mode!r}", where=where
+        )
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(
+            f"Invalid interpolation method {interpolation!r}. Supported methods are {', '.join(INTERPOLATIONS)}",
+            where=where,
+        )
+
+
+def _centre_crop_box(size: tuple[int, int], wanted: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Keras' ``keep_aspect_ratio`` crop: the centre of the image with the target's aspect ratio."""
+    width, height = size
+    target_width, target_height = wanted
+    crop_height = min(height, (width * target_height) // target_width)
+    crop_width = min(width, (height * target_width) // target_height)
+    top, left = (height - crop_height) // 2, (width - crop_width) // 2
+    return left, top, left + crop_width, top + crop_height
+
+
+def _list_directory(
+    directory: Path, classes: Sequence[str] | None, follow_links: bool, subset: str | None, split: float | None
+) -> tuple[list[Path], list[int], list[str]]:
+    """Keras' file index: class folders (sorted, or ``classes``), then per class the files with Keras'
+    suffixes under it (``os.walk`` sorted by folder, files sorted), cut for ``subset``."""
+    if not directory.is_dir():
+        raise DataError(
+            "image folder not found", where=str(directory), fix="pass a folder holding one folder per class"
+        )
+    names = list(classes) if classes else sorted(p.name for p in directory.iterdir() if p.is_dir())
+    hidden = [name for name in names if name.startswith(".")]
+    if hidden:
+        warnings.warn(
+            f"flow_from_directory: hidden folders {hidden} are classes too (Keras counts every sub-folder); "
+            "move them out or pass classes=[...]",
+            DataWarning,
+            stacklevel=3,
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(names):
+        found = [
+            Path(root) / fname
+            for root, _, fnames in sorted(os.walk(directory / name, followlinks=follow_links), key=lambda w: w[0])
+            for fname in sorted(fnames)
+            if fname.lower().endswith(FLOW_FROM_DIRECTORY_FORMATS)
+        ]
+        if split is not None:
+            cut = int(split * len(found))
+            found = found[:cut] if subset == "validation" else found[cut:]
+        files += found
+        labels += [label] * len(found)
+    return files, labels, names
+
+
+def _decode_files(
+    files: list[Path], settings: tuple[str, tuple[int, int], str, bool], cache_dir: str | Path | None
+) -> tuple[np.ndarray, list[int]]:
+    """Every file through :func:`load_img` into one uint8 ``(N, H, W, C)`` array (threads: Pillow releases the
+    GIL); unreadable files are skipped with a :class:`DataWarning`. Returns the pixels and the kept indices."""
+    color_mode, size, interpolation, keep_aspect_ratio = settings
+    channels = _COLOR_MODES[color_mode][1]
+    entry = None
+    if cache_dir is not None:
+        fit = f"keras-load_img-{color_mode}-{interpolation}-{keep_aspect_ratio}"
+        entry = Path(cache_dir) / cache_key(files, channels, size, fit, 0)
+        cached = load_cached(entry, strict=False)
+        if cached is not None:
+            return np.asarray(cached.pixels), cached.kept
+    arrays: list[np.ndarray | None] = [None] * len(files)
+    errors: dict[int, DataError] = {}
+
+    def one(i: int) -> None:
+        try:
+            image = load_img(files[i], color_mode, size, interpolation, keep_aspect_ratio)
+            arrays[i] = np.asarray(image, dtype=np.uint8).reshape(size[0], size[1], channels)
+        except DataError as error:
+            errors[i] = error
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(len(files))))
+    problems = []
+    for i in sorted(errors):
+        warnings.warn(f"skipped: {errors[i]}", DataWarning, stacklevel=3)
+        problems.append(Problem(str(files[i]), errors[i].what))
+    kept = [i for i, a in enumerate(arrays) if a is not None]
+    pixels = np.stack([arrays[i] for i in kept]) if kept else np.zeros((0, *size, channels), np.uint8)  # type: ignore[misc]
+    if entry is not None:
+        store_cached(entry, pixels, kept, problems, files)
+    return pixels, kept
 
 
 def img_to_array(img: Image.Image | np.ndarray, dtype: str = "float32") -> np.ndarray:
@@ -429,6 +569,8 @@ def _images(x: Any, where: str) -> np.ndarray:
 
 
 __all__ = [
+    "FLOW_FROM_DIRECTORY_FORMATS",
+    "INTERPOLATIONS",
     "DirectoryIterator",
     "ImageDataGenerator",
     "NumpyArrayIterator",
