@@ -283,6 +283,67 @@ def receptive_fields(layers: Iterable[tuple[int, int, int]]) -> list[ReceptiveFi
     return fields
 
 
+@dataclass(frozen=True)
+class AnchoredField:
+    """A :class:`ReceptiveField` that also knows where it lies: ``start`` is the first input pixel that output 0
+    sees (negative when the field reaches into the padding), so output ``i`` sees input pixels
+    ``start + i * jump`` to ``start + i * jump + size - 1`` (what an exact crop of the image needs).
+
+    >>> AnchoredField().then(3, padding=1).then(2, stride=2).then(3, padding=1)   # conv3 p1, pool2, conv3 p1
+    AnchoredField(size=8, jump=2, start=-3)
+    >>> _.span(0), _.span(0, n=28), _.span(13, n=28)   # outputs 0 and 13 of a 28-pixel axis; clipped to it
+    ((-3, 4), (0, 4), (23, 27))
+    """
+
+    size: int = 1
+    jump: int = 1
+    start: int = 0
+
+    def then(self, kernel_size: int, stride: int = 1, dilation: int = 1, padding: AxisPadding = 0) -> AnchoredField:
+        """The field after one more conv or pool: size and jump as :meth:`ReceptiveField.then`, and
+        ``start - p_before * j`` (the window of output 0 begins ``p_before`` of the previous layer's steps early).
+
+        >>> AnchoredField().then(3, padding=1).then(3, padding=1)   # 'same' convs: centred on the output pixel
+        AnchoredField(size=5, jump=1, start=-2)
+        """
+        field = ReceptiveField(self.size, self.jump).then(kernel_size, stride, dilation)
+        before, _ = axis_padding(padding)
+        return AnchoredField(field.size, field.jump, self.start - before * self.jump)
+
+    def span(self, index: int, n: int | None = None) -> tuple[int, int]:
+        """First and last input pixel (inclusive) that output ``index`` sees; clipped to ``0..n-1`` when the
+        input length ``n`` is given.
+
+        >>> AnchoredField(size=5, jump=1, start=-2).span(0), AnchoredField(size=5, jump=1, start=-2).span(0, n=8)
+        ((-2, 2), (0, 2))
+        """
+        first = self.start + index * self.jump
+        last = first + self.size - 1
+        if n is None:
+            return first, last
+        _check_positive("n", n)
+        return max(first, 0), min(last, n - 1)
+
+    @property
+    def field(self) -> ReceptiveField:
+        """The size and jump alone."""
+        return ReceptiveField(self.size, self.jump)
+
+
+def anchored_fields(layers: Iterable[tuple[int, int, int, AxisPadding]]) -> list[AnchoredField]:
+    """Walk ``(kernel_size, stride, dilation, padding)`` layers; one :class:`AnchoredField` per layer output.
+
+    >>> [(f.size, f.jump, f.start) for f in anchored_fields([(3, 1, 1, 1), (2, 2, 1, 0), (3, 1, 1, 1)])]
+    [(3, 1, -1), (4, 2, -1), (8, 2, -3)]
+    """
+    fields: list[AnchoredField] = []
+    field = AnchoredField()
+    for kernel_size, stride, dilation, padding in layers:
+        field = field.then(kernel_size, stride, dilation, padding)
+        fields.append(field)
+    return fields
+
+
 def conv_params(
     in_channels: int, out_channels: int, kernel_size: int | Sequence[int], groups: int = 1, bias: bool = True
 ) -> int:

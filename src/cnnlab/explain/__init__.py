@@ -20,7 +20,10 @@ from cnnlab.explain.cam import (
     saliency,
     similarity_to,
 )
+from cnnlab.explain.field import LayerField, layer_field, layer_fields, linearised, receptive_boxes
 from cnnlab.explain.hooks import HookSet, default_target_layer, eval_mode, record_output, resolve_layer
+from cnnlab.explain.maximise import maximise_units, unit_activation
+from cnnlab.explain.units import LayerPatches, Patch, UnitPatches, default_layers, top_patches
 from cnnlab.explain.visual import overlay, plot_cam, plot_feature_maps, plot_filters
 
 __all__ = [
@@ -29,17 +32,29 @@ __all__ = [
     "GradCAM",
     "GradCAMPlusPlus",
     "HookSet",
+    "LayerField",
+    "LayerPatches",
+    "Patch",
+    "UnitPatches",
+    "default_layers",
     "default_target_layer",
     "eval_mode",
     "explain",
     "feature_maps",
     "first_layer_filters",
+    "layer_field",
+    "layer_fields",
+    "linearised",
+    "maximise_units",
     "overlay",
     "plot_cam",
     "plot_feature_maps",
     "plot_filters",
+    "receptive_boxes",
     "record_output",
     "resolve_layer",
     "saliency",
     "similarity_to",
+    "top_patches",
+    "unit_activation",
 ]

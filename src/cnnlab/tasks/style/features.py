@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.models.vgg import VGG
 from cnnlab.tasks.style.costs import swag as swag_smoothing
 
 COURSE_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -31,7 +32,7 @@ def vgg_layer_names(model: nn.Module) -> dict[str, str]:
     A conv's name points at the ReLU after it: Keras' conv layer includes its activation.
     """
     features = getattr(model, "features", None)
-    if not isinstance(features, nn.Sequential):
+    if not isinstance(model, VGG) or not isinstance(features, nn.Sequential):
         return {}
     names: dict[str, str] = {}
     block, conv = 1, 0
@@ -48,18 +49,31 @@ def vgg_layer_names(model: nn.Module) -> dict[str, str]:
 
 
 def default_layers(model: nn.Module) -> tuple[tuple[str, ...], str]:
-    """``(style layers, content layer)`` for a backbone: Gatys' choice on VGG, else five layers spread over
-    its convolutions with the fourth as content (deep enough for objects, not yet their class)."""
+    """``(style layers, content layer)`` for a backbone: Gatys' choice on VGG; else the model's stage ends
+    (``feature_layers``) when it declares three or more, the content layer the second deepest; else five
+    block outputs spread over its longest stack of blocks (a ``Sequential``/``ModuleList``), the fourth
+    as content.
+
+    >>> from cnnlab.models import create_model
+    >>> default_layers(create_model("resnet18"))
+    (('layer1', 'layer2', 'layer3', 'layer4'), 'layer3')
+    >>> default_layers(create_model("efficientnet_lite0"))
+    (('_blocks.0', '_blocks.4', '_blocks.8', '_blocks.11', '_blocks.15'), '_blocks.11')
+    """
     if vgg_layer_names(model):
         return COURSE_STYLE_LAYERS, GATYS_CONTENT_LAYER
-    convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
-    if len(convs) < 5:
+    stages = tuple(getattr(model, "feature_layers", ()))
+    if len(stages) >= 3:
+        return stages, stages[-2]
+    stacks = [(name, len(m)) for name, m in model.named_modules() if isinstance(m, nn.Sequential | nn.ModuleList)]
+    name, count = max(stacks, key=lambda item: item[1], default=("", 0))
+    if count < 5:
         raise ConfigError(
-            f"the backbone has {len(convs)} convolutions; style transfer needs at least 5 layers to compare",
+            f"{type(model).__name__} has no stack of 5 or more blocks to take style layers from",
             where="--model",
-            fix="pick a deeper zoo model (vgg19, resnet18, efficientnet_lite0)",
+            fix="pick a deeper zoo model (vgg19, resnet18, efficientnet_lite0), or name layers with --style-layers",
         )
-    picks = [convs[round(i * (len(convs) - 1) / 4)] for i in range(5)]
+    picks = [f"{name}.{round(i * (count - 1) / 4)}" for i in range(5)]
     return tuple(picks), picks[3]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ def load_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
-def build_features(job: StyleJob) -> tuple[StyleFeatures, str, str]:
-    """The backbone for ``job`` as a :class:`StyleFeatures`, its content layer, and a line saying what it is."""
+def build_features(job: StyleJob) -> tuple[StyleFeatures, tuple[str, ...], str, str]:
+    """The backbone for ``job`` as a :class:`StyleFeatures`, its style layers, its content layer, and a line
+    saying what it is."""
     weights = job.weights if job.weights is not None else (DEFAULT_WEIGHTS if job.model == "vgg19" else "random")
     if weights == "random":
         torch.manual_seed(job.settings.seed)
@@ -89,7 +91,7 @@ def build_features(job: StyleJob) -> tuple[StyleFeatures, str, str]:
     scale = CAFFE_ACTIVATION_SCALE if spec is not None and spec.std == CAFFE_STD else 1.0
     net = StyleFeatures(model, [*style_layers, content_layer], mean, std, swag=swag, scale=scale)
     said += ", SWAG softmax on" if swag else ""
-    return net, content_layer, said
+    return net, tuple(style_layers), content_layer, said
 
 
 def run_style(job: StyleJob, runs_dir: Path = Path("runs"), progress: Progress | None = None) -> dict[str, Any]:
@@ -108,12 +110,12 @@ def run_style(job: StyleJob, runs_dir: Path = Path("runs"), progress: Progress |
     style_blend(job.settings.style_blend, len(job.styles))  # every check before the run folder exists
     content = load_rgb(job.content)
     styles = [load_rgb(path) for path in job.styles]
-    net, content_layer, said = build_features(job)
+    net, style_layers, content_layer, said = build_features(job)
     run = RunDir.create(runs_dir, "style", job.name or f"{job.content.stem}-{job.styles[0].stem}")
     run.checkpoints.rmdir()  # nothing is trained: a style run has no checkpoints
     (run.path / "frames").mkdir()
-    atomic_write_text(run.config, yaml.safe_dump(_config(job, net, content_layer), sort_keys=False))
-    run.log(f"backbone: {said}; content layer {content_layer}; style layers {', '.join(net.layers[:-1])}")
+    atomic_write_text(run.config, yaml.safe_dump(_config(job, style_layers, content_layer, net.swag), sort_keys=False))
+    run.log(f"backbone: {said}; content layer {content_layer}; style layers {', '.join(style_layers)}")
     frames: list[str] = []
     every = job.settings.frame_every
 
@@ -125,7 +127,7 @@ def run_style(job: StyleJob, runs_dir: Path = Path("runs"), progress: Progress |
         if progress is not None:
             progress(row, image)
 
-    result = stylise(net, content, styles, job.settings, content_layer, on_step)
+    result = stylise(net, content, styles, job.settings, content_layer, on_step, style_layers)
     image = preserve_colour(result.image, content) if job.preserve_colour else result.image
     png = encode(image, "PNG")
     atomic_write_bytes(run.path / "result.png", png)
@@ -168,11 +170,11 @@ def _uint8(image: torch.Tensor) -> np.ndarray:
     return (image[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (H, W, 3)
 
 
-def _config(job: StyleJob, net: StyleFeatures, content_layer: str) -> dict[str, Any]:
+def _config(job: StyleJob, style_layers: Sequence[str], content_layer: str, swag: bool) -> dict[str, Any]:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(job).items()}
     values["styles"] = [str(p) for p in job.styles]
     values["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values["settings"].items()}
-    values.update(task="style", style_layers=list(net.layers[:-1]), content_layer=content_layer, swag=net.swag)
+    values.update(task="style", style_layers=list(style_layers), content_layer=content_layer, swag=swag)
     return values
 
 

@@ -136,16 +136,19 @@ def stylise(
     settings: StyleSettings,
     content_layer: str,
     progress: Progress | None = None,
+    style_layers: Sequence[str] | None = None,
 ) -> StyleResult:
     """Optimise an image with ``content``'s content and the (blended) style of ``styles``, coarse to fine.
 
     ``content`` and each style are ``(1, 3, H, W)`` in ``[0, 1]`` at any size; ``net`` computes the
-    content layer and the style layers (all its layers but ``content_layer`` are style layers unless it
-    is also listed twice). Returns the image at ``settings.size`` (longer side).
+    content layer and the style layers (default: all its layers but ``content_layer``). Returns the image
+    at ``settings.size`` (longer side).
     """
-    if content_layer not in net.layers:
-        raise ConfigError(f"content layer {content_layer!r} is not among the computed layers {net.layers}")
-    style_layers = [name for name in net.layers if name != content_layer] or [content_layer]
+    missing = [name for name in (content_layer, *(style_layers or ())) if name not in net.layers]
+    if missing:
+        raise ConfigError(f"layers {missing} are not among the computed layers {net.layers}", where="stylise")
+    if style_layers is None:
+        style_layers = [name for name in net.layers if name != content_layer] or [content_layer]
     weights = layer_weights(style_layers, settings.style_layer_weights)
     blend = style_blend(settings.style_blend, len(styles))
     plan = plan_speed(settings.precision, channels_last=True)
