@@ -47,7 +47,7 @@ def style(
     steps: str = typer.Option(
         None,
         "--steps",
-        help="Optimiser steps per level, coarse to fine (default 160,57,20 at 512 px); one number: "
+        help="Optimiser steps per level, coarse to fine (default 100,33,11 at 512 px); one number: "
         "one level at full size.",
     ),
     model: str = typer.Option("vgg19", "--model", help="Backbone: vgg19 (default) or any zoo model."),

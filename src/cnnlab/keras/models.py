@@ -367,6 +367,8 @@ class _KerasModel:
         )
         self.optimizer = opt
         self._keras = _Compiled(loss_fn, metric_list, config, saved)
+        if self.built:  # as Keras, the optimizer is made here, not in fit (torch's first one imports for ~2 s)
+            opt.build(self.parameters())
 
     def fit(
         self,

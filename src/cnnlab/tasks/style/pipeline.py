@@ -154,7 +154,7 @@ def preserve_colour(image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     result = Image.fromarray(_uint8(image)).convert("YCbCr")
     colours = Image.fromarray(_uint8(content)).resize(size, Image.Resampling.BICUBIC).convert("YCbCr")
     merged = Image.merge("YCbCr", (result.getchannel("Y"), *colours.split()[1:])).convert("RGB")
-    return torch.from_numpy(np.asarray(merged)).permute(2, 0, 1).unsqueeze(0).float() / 255
+    return torch.from_numpy(np.array(merged)).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
 def encode(image: torch.Tensor, image_format: str) -> bytes:
@@ -199,7 +199,7 @@ def planned_evaluations(settings: StyleSettings) -> list[tuple[int, int]]:
     """``(size, steps)`` per level as :func:`stylise` will run them (for a progress bar and a time estimate).
 
     >>> planned_evaluations(StyleSettings(size=512))
-    [(128, 160), (256, 57), (512, 20)]
+    [(128, 100), (256, 33), (512, 11)]
     """
     steps = settings.steps or default_steps(settings.size, settings.optimizer)
     sizes = level_sizes(settings.size, len(steps))

@@ -101,13 +101,13 @@ def level_sizes(size: int, levels: int) -> list[int]:
 
 
 def default_steps(size: int, optimizer: str = "lbfgs") -> tuple[int, ...]:
-    """Steps per level: many where they are cheap, few at full size: ``160 (128 / side)^1.5``, at most 160
-    (a finished 512 px image in about two minutes on 2 cores with VGG-19, docs/style.md). Adam: 3x as many.
+    """Evaluations per level: many where they are cheap, few at full size: ``100 (128 / side)^1.6``, at most
+    100 (a finished 512 px image in about two minutes on 2 cores with VGG-19, docs/style.md). Adam: 3x as many.
 
     >>> default_steps(512), default_steps(128), default_steps(300, "adam")
-    ((160, 57, 20), (160, 160), (480, 378, 135))
+    ((100, 33, 11), (100, 100), (300, 234, 78))
     """
-    steps = [min(160, round(160 * (128 / side) ** 1.5)) for side in level_sizes(size, 3)]
+    steps = [min(100, round(100 * (128 / side) ** 1.6)) for side in level_sizes(size, 3)]
     return tuple(s * (3 if optimizer == "adam" else 1) for s in steps)
 
 
