@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.tasks.style.pipeline import StyleJob, planned_evaluations, run_style
+from cnnlab.tasks.style.pipeline import StyleJob, planned_evaluations, run_style, with_optimizer
 from cnnlab.tasks.style.transfer import StyleSettings
 
 
@@ -57,7 +57,9 @@ def style(
         help="Backbone weights: a file or spec name; `random` for none (default for vgg19: "
         "vgg19.imagenet-conv, found via $CNNLAB_WEIGHTS).",
     ),
-    optimizer: str = typer.Option("lbfgs", "--optimizer", help="lbfgs (default) | adam."),
+    optimizer: str = typer.Option(
+        "auto", "--optimizer", help="auto (L-BFGS for VGG backbones, Adam for others) | lbfgs | adam."
+    ),
     lr: float = typer.Option(0.02, "--lr", help="Adam's learning rate on pixels in [0, 1]."),
     init: str = typer.Option("content", "--init", help="Start from: content | noise | mixed (content + noise)."),
     alpha: float = typer.Option(10.0, "--content-weight", help="alpha, the content cost's weight (the course: 10)."),
@@ -74,7 +76,7 @@ def style(
     style_scale: float = typer.Option(1.0, "--style-scale", help="Style image size relative to the result's."),
     preserve_colour: bool = typer.Option(False, "--preserve-colour", help="Keep the content image's colours."),
     swag: bool = typer.Option(
-        None, "--swag/--no-swag", help="Softmax-smoothed activations (default: on for non-VGG backbones)."
+        False, "--swag/--no-swag", help="SWAG: softmax-smoothed activations (Wang et al. 2021; off by default)."
     ),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16."),
     frame_every: int = typer.Option(10, "--frame-every", min=1, help="Save a frame every N evaluations."),
@@ -114,9 +116,10 @@ def style(
         out=out,
         name=name,
     )
+    job = with_optimizer(job)
     console = Console(stderr=True)
-    plan = planned_evaluations(settings)
-    console.print("Plan: " + ", then ".join(f"{n} steps at {s} px" for s, n in plan) + f" ({settings.optimizer})")
+    plan = planned_evaluations(job.settings)
+    console.print("Plan: " + ", then ".join(f"{n} steps at {s} px" for s, n in plan) + f" ({job.settings.optimizer})")
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

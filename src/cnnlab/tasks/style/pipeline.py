@@ -54,7 +54,7 @@ class StyleJob:
     weights: str | None = None  # a path or spec name; None: VGG-19's ImageNet conv weights; "random": none
     style_layers: tuple[str, ...] | None = None
     content_layer: str | None = None
-    swag: bool | None = None  # None: on for non-VGG backbones (Wang et al. 2021), off for VGG
+    swag: bool = False  # SWAG softmax smoothing (Wang et al. 2021); measured: no help here (docs/style.md)
     preserve_colour: bool = False
     out: Path | None = None  # also copy the result here
     name: str | None = None
@@ -86,8 +86,7 @@ def build_features(job: StyleJob) -> tuple[StyleFeatures, tuple[str, ...], str, 
     style_default, content_default = default_layers(model)
     style_layers = job.style_layers or style_default
     content_layer = job.content_layer or content_default
-    is_vgg = style_default[0].startswith("block")
-    swag = (not is_vgg) if job.swag is None else job.swag
+    swag = job.swag
     scale = CAFFE_ACTIVATION_SCALE if spec is not None and spec.std == CAFFE_STD else 1.0
     net = StyleFeatures(model, [*style_layers, content_layer], mean, std, swag=swag, scale=scale)
     said += ", SWAG softmax on" if swag else ""
@@ -107,6 +106,7 @@ def run_style(job: StyleJob, runs_dir: Path = Path("runs"), progress: Progress |
     >>> sorted(p.name for p in Path(results["run"]).iterdir() if p.is_file())
     ['config.yaml', 'log.txt', 'metrics.csv', 'report.html', 'result.png', 'results.json']
     """
+    job = with_optimizer(job)
     style_blend(job.settings.style_blend, len(job.styles))  # every check before the run folder exists
     content = load_rgb(job.content)
     styles = [load_rgb(path) for path in job.styles]
@@ -193,6 +193,19 @@ def _results(result: StyleResult, run: RunDir, said: str) -> dict[str, Any]:
 
 def _ratio(result: StyleResult) -> str:
     return f"{result.before['style'] / max(result.after['style'], 1e-12):,.0f}x"
+
+
+def with_optimizer(job: StyleJob) -> StyleJob:
+    """``job`` with ``optimizer="auto"`` made concrete: L-BFGS for VGG backbones, Adam for the others (on
+    EfficientNet-Lite0, L-BFGS stopped early without lowering the style cost; Adam at lr 0.02 transferred it).
+
+    >>> with_optimizer(StyleJob(Path("c.png"), (Path("s.png"),), model="resnet18")).settings.optimizer
+    'adam'
+    """
+    if job.settings.optimizer != "auto":
+        return job
+    chosen = "lbfgs" if job.model.startswith("vgg") else "adam"
+    return dataclasses.replace(job, settings=dataclasses.replace(job.settings, optimizer=chosen))
 
 
 def planned_evaluations(settings: StyleSettings) -> list[tuple[int, int]]:

@@ -35,7 +35,7 @@ from cnnlab.tasks.style.costs import COURSE_ALPHA, COURSE_BETA, content_cost, sc
 from cnnlab.tasks.style.features import StyleFeatures, layer_weights
 
 MIN_LEVEL_SIZE = 64  # below this VGG's fifth block sees 4x4 maps: too little to carry style
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("auto", "lbfgs", "adam")  # auto: L-BFGS for VGG backbones, Adam for others (docs/style.md)
 INITS = ("content", "noise", "mixed")
 
 
@@ -46,7 +46,7 @@ class StyleSettings:
 
     size: int = 512
     steps: tuple[int, ...] | None = None
-    optimizer: str = "lbfgs"
+    optimizer: str = "auto"
     learning_rate: float = 0.02  # Adam, on pixels in [0, 1]
     init: str = "content"
     alpha: float = COURSE_ALPHA
@@ -268,7 +268,7 @@ def _optimise(
     """``steps`` evaluations of ``evaluate`` (the total cost) and its gradient, pixels kept in ``[0, 1]``."""
     image = start.detach().clone().requires_grad_(True)
     optimizer: torch.optim.Optimizer
-    if settings.optimizer == "lbfgs":
+    if settings.optimizer != "adam":
         # one step() runs the whole level; max_eval bounds the evaluations (L-BFGS may stop earlier, converged)
         optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=steps, max_eval=steps, history_size=50)
     else:
@@ -284,7 +284,7 @@ def _optimise(
         image.grad = image.grad.contiguous()  # the backbone runs channels_last; L-BFGS flattens grads with view()
         return total
 
-    if settings.optimizer == "lbfgs":
+    if settings.optimizer != "adam":
         optimizer.step(closure)
     else:
         for _ in range(steps):
