@@ -13,25 +13,15 @@ from cnnlab.tasks.style.pipeline import StyleJob, planned_evaluations, run_style
 from cnnlab.tasks.style.transfer import StyleSettings
 
 
-def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+def _numbers(text: str | None, kind: type, option: str, example: str) -> tuple | None:
+    """A comma-separated option (``0.7,0.3``) as a tuple of ``kind``; ``None`` when not given."""
     if text is None:
         return None
     try:
-        return tuple(float(part) for part in text.split(","))
+        return tuple(kind(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(
-            f"not a comma-separated list of numbers: {text!r}", where=option, fix="e.g. 0.7,0.3"
-        ) from None
-
-
-def _ints(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ConfigError(
-            f"not a comma-separated list of whole numbers: {text!r}", where="--steps", fix="e.g. 160,60,20 or 50"
+            f"not a comma-separated list of numbers: {text!r}", where=option, fix=f"e.g. {example}"
         ) from None
 
 
@@ -89,16 +79,16 @@ def style(
     Writes runs/style/<name>-<n>/ with result.png, frames, cost curves and report.html."""
     settings = StyleSettings(
         size=size,
-        steps=_ints(steps),
+        steps=_numbers(steps, int, "--steps", "160,57,20 or 50"),
         optimizer=optimizer,
         learning_rate=lr,
         init=init,
         alpha=alpha,
         beta=beta,
         tv_weight=tv,
-        style_blend=_floats(blend, "--blend"),
+        style_blend=_numbers(blend, float, "--blend", "0.7,0.3"),
         style_scale=style_scale,
-        style_layer_weights=_floats(layer_weights, "--style-layer-weights"),
+        style_layer_weights=_numbers(layer_weights, float, "--style-layer-weights", "0.2,0.2,0.2,0.2,0.2"),
         precision=precision,
         seed=seed,
         frame_every=frame_every,
