@@ -25,8 +25,8 @@ def test_models_markdown_lists_every_registered_model(capsys: pytest.CaptureFixt
 
 
 def test_models_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "--task", "detect"]) == 2
-    assert "unknown task 'detect'" in capsys.readouterr().err
+    assert main(["models", "--task", "detec"]) == 2
+    assert "unknown task 'detec'; did you mean 'detect'" in capsys.readouterr().err
 
 
 def test_macs_by_hand() -> None:

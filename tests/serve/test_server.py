@@ -76,7 +76,12 @@ def test_segment_returns_a_mask_and_an_overlay(segmentation_checkpoint):
     from fastapi.testclient import TestClient
 
     client = TestClient(create_app(load_served(segmentation_checkpoint)))
-    assert client.get("/model").json()["endpoints"] == {"predict": False, "explain": False, "segment": True}
+    assert client.get("/model").json()["endpoints"] == {
+        "predict": False,
+        "explain": False,
+        "segment": True,
+        "detect": False,
+    }
     image = sample_images(1, size=50)[0]
     mask = client.post("/segment", files={"file": ("c.png", image, "image/png")})
     assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"

@@ -21,8 +21,10 @@ from cnnlab.cli import (
     evaluate_cmd,
     explain_cmd,
     export_cmd,
+    faces_cmd,
     info_cmd,
     kernels_cmd,
+    ladder_cmd,
     lr_find_cmd,
     models_cmd,
     predict_cmd,
@@ -60,6 +62,8 @@ app.command("explain")(explain_cmd.explain)
 app.command("export")(export_cmd.export)
 app.command("serve")(serve_cmd.serve)
 app.command("style")(style_cmd.style)
+app.command("faces")(faces_cmd.faces)
+app.command("ladder")(ladder_cmd.ladder)
 
 
 def _version(show: bool) -> None:

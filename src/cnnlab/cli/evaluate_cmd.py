@@ -25,8 +25,16 @@ def evaluate(
     compile: str = typer.Option("auto", "--compile", help=COMPILE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print evaluation.json instead of tables."),
 ) -> None:
-    """Evaluate a classifier: accuracy, top-k, per-class precision/recall/F1, confusion matrix, calibration,
-    worst mistakes with Grad-CAM; `--tta flip` and `--ensemble CKPT` show what each adds."""
+    """Evaluate a trained run. Classifiers: accuracy, top-k, per-class precision/recall/F1, confusion matrix,
+    calibration, worst mistakes with Grad-CAM; `--tta flip` and `--ensemble CKPT` show what each adds.
+    Detectors: mAP@0.5 (VOC all-point and VOC07 11-point) and COCO AP@[.5:.95] per class, PR curves,
+    a confusion matrix with a background row, the images with the most errors."""
+    from cnnlab.tasks.base import task_of
+
+    task = task_of(target)
+    if task.evaluate is not None:
+        task.evaluate(target, data, split, out)
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def export(
     out: Path = typer.Option(None, "--out", help="Output folder (default: <run folder>/export)."),
     stem: str = typer.Option("model", "--stem", help="File name stem: <stem>.onnx and its card <stem>.onnx.json, ..."),
 ) -> None:
-    """Export a classifier with a dynamic batch axis; each file is checked against PyTorch before it is kept.
+    """Export a classifier or detector with a dynamic batch axis; each file is checked against PyTorch before it
+    is kept (a detector's graph ends with its decoded boxes; NMS is left to the consumer).
 
     The model card `<stem>.<format>.json` beside the model holds the class names and the preprocessing
     (size, channel order, mean/std), so a consumer needs nothing else. Example:
@@ -72,6 +74,8 @@ def export(
             fix="serve the checkpoint directly: cnnlab serve CHECKPOINT",
         )
     card = ModelCard.from_classifier(classifier, getattr(classifier.model, "gradcam_layer", None))
+    card = replace(card, task=task.name)
+    module = getattr(classifier, "export_module", classifier.model)  # a detector exports its decoding too
     folder = out or default_out(checkpoint)
     check_writable(folder)  # before the export, which can take a while
     console = Console(highlight=False)
@@ -81,7 +85,7 @@ def export(
     for fmt in dict.fromkeys(f.value for f in formats):  # repeated formats once, in order
         start = time.perf_counter()
         try:
-            result = export_model(classifier.model, card, folder, fmt, stem)
+            result = export_model(module, card, folder, fmt, stem)
         except RunDirError as exc:  # e.g. the disk filled up; core's fix names --runs-dir, which export lacks
             raise RunDirError(exc.what, where=exc.where, fix=OUT_FIX) from None
         check = result.card.verification
@@ -91,7 +95,7 @@ def export(
             result.card_path.name,
             f"{result.path.stat().st_size / 1e6:.2f} MB",
             f"{check['max_abs_diff']:.2e}",
-            f"{check['top1_agreement']:.0%}",
+            "-" if check["top1_agreement"] is None else f"{check['top1_agreement']:.0%}",
             f"{time.perf_counter() - start:.1f}",
         )
     console.print(table)

@@ -4,6 +4,7 @@ classifier with a weights file; classifiers print their top-k classes, segmenter
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -22,13 +23,13 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     tta: str = typer.Option("none", "--tta", help="Test-time views (checkpoints): none|flip|five_crop|ten_crop."),
     ensemble: list[Path] = typer.Option(None, "--ensemble", help="Another checkpoint/run folder to average (repeat)."),
-    out: Path = typer.Option(Path("predictions"), "--out", help="Segmentation: folder for masks and overlays."),
+    out: Path = typer.Option(Path("predictions"), "--out", help="Folder for masks or pictures with boxes."),
     precision: str = typer.Option("auto", "--precision", help=f"Classifiers: {PRECISION_HELP}"),
     compile: str = typer.Option("auto", "--compile", help=f"Classifiers: {COMPILE_HELP}"),
 ) -> None:
     """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
     `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
-    <stem>_mask.png and <stem>_overlay.png into --out."""
+    <stem>_mask.png and <stem>_overlay.png into --out; a detection checkpoint writes <stem>_boxes.jpg."""
     from cnnlab.runtime.inference import check_inference_options
     from cnnlab.tasks import PredictOptions, task_of
     from cnnlab.tasks.base import checkpoint_of
@@ -51,9 +52,9 @@ def predict(
         task = task_of(images[0])
         options = PredictOptions(top_k, tta, tuple(ensemble or ()), out, precision, compile)
         results = task.predict(checkpoint_of(images[0]), images[1:], options)
-        if not results or "top" not in results[0]:  # files written (masks): one line each
+        if not results or "top" not in results[0]:  # files written (masks, pictures with boxes): one line each
             for row in results:
-                typer.echo(json.dumps(row) if as_json else f"{row['image']} -> {row['mask']}, {row['overlay']}")
+                typer.echo(json.dumps(row) if as_json else _written(row))
             return
     if as_json:
         typer.echo(json.dumps(results, indent=2))
@@ -71,3 +72,12 @@ def predict(
         for rank, row in enumerate(result["top"], 1):
             table.add_row(str(rank), str(row["index"]), row["label"], f"{row['probability']:.4f}")
         console.print(table)
+
+
+def _written(row: dict) -> str:
+    """One line per image whose prediction was written as files (a mask and overlay, or a picture with boxes)."""
+    if "mask" in row:
+        return f"{row['image']} -> {row['mask']}, {row['overlay']}"
+    counts = Counter(row["labels"])
+    found = ", ".join(f"{n} {label}" for label, n in counts.most_common()) or "nothing"
+    return f"{row['image']} -> {row['picture']}: {found}"

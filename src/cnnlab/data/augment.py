@@ -4,9 +4,12 @@ Every transform works on a whole batch ``(B, C, H, W)`` of uint8 (0..255) or flo
 tensors and draws one set of parameters per image from the ``torch.Generator`` it is given, so a
 run is reproducible. Geometric transforms (``geometric = True``) apply the same parameters to
 a mask, with nearest-neighbour sampling, which is what :meth:`Compose.pair` does for
-segmentation. All affine moves (rotation, shear, zoom, shift, resized crop) are fused into one
-``grid_sample`` pass per batch, with a :class:`Rescale` just before them folded in; all colour
-changes (brightness, contrast, saturation, hue) into one 3x3 matrix per image.
+segmentation; they move boxes too (kind ``"boxes"``: ``(B, M, 4)`` xyxy pixel corners, each
+box's corners mapped and their enclosing box taken; :func:`clip_box_targets` then keeps what is
+left inside the image), which is what :meth:`Compose.joint` does for detection. All affine moves
+(rotation, shear, zoom, shift, resized crop) are fused into one ``grid_sample`` pass per batch, with
+a :class:`Rescale` just before them folded in; all colour changes (brightness, contrast, saturation,
+hue) into one 3x3 matrix per image.
 
 >>> x = torch.arange(16, dtype=torch.uint8).reshape(1, 1, 4, 4).repeat(8, 1, 1, 1)
 >>> pipeline = Compose([HorizontalFlip(), RandomCrop(padding=1), Rescale()])
@@ -61,6 +64,22 @@ def _pair(value: float | Sequence[float], name: str, centre: float = 0.0) -> tup
 def _max_value(x: torch.Tensor) -> float:
     """255 for integer images, 1 for float images."""
     return 1.0 if x.is_floating_point() else 255.0
+
+
+def _image_size(shape: torch.Size) -> torch.Tensor:
+    """The ``size`` parameter, (height, width) of the input: flips and resamplings need it to move boxes."""
+    return torch.tensor([shape[-2], shape[-1]])
+
+
+def _size_of(params: Params, name: str) -> tuple[int, int]:
+    if "size" not in params:
+        raise ConfigError(
+            f"{name} needs the image size to move boxes, and its parameters have none",
+            where=name,
+            fix="draw the parameters with draw(image.shape, generator), which records it",
+        )
+    height, width = params["size"].tolist()
+    return int(height), int(width)
 
 
 def _back(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -138,10 +157,13 @@ class Compose:
         """Augment images and a target of ``kind`` with the same random draws: every geometric transform
         moves the target too; colour and erasing transforms touch the image alone.
 
-        >>> Compose([HorizontalFlip(p=1.0)]).joint(torch.zeros(1, 1, 2, 2), torch.zeros(1, 4), "boxes")
+        >>> image, boxes = torch.zeros(1, 1, 4, 6), torch.tensor([[[0.0, 1.0, 2.0, 3.0]]])
+        >>> Compose([HorizontalFlip(p=1.0), RandomCrop(padding=1)]).joint(image, boxes, "boxes")[1].shape
+        torch.Size([1, 1, 4])
+        >>> Compose([HorizontalFlip(p=1.0)]).joint(image, torch.zeros(1, 4), "points")
         Traceback (most recent call last):
         ...
-        cnnlab.core.errors.ConfigError: HorizontalFlip cannot move boxes [Compose.joint]. Fix: leave it out here
+        cnnlab.core.errors.ConfigError: HorizontalFlip cannot move points [Compose.joint]. Fix: leave it out here
         """
         if kind == "mask":
             return self.pair(image, target, generator)
@@ -184,22 +206,33 @@ class HorizontalFlip(Transform):
 
     >>> HorizontalFlip(p=1.0)(torch.tensor([[[[1, 2, 3]]]])).tolist()
     [[[[3, 2, 1]]]]
+    >>> flip = HorizontalFlip(p=1.0)
+    >>> params = flip.draw(torch.Size([1, 3, 8, 10]), torch.Generator())  # a batch of one 8x10 image
+    >>> flip.apply(torch.tensor([[[1.0, 2.0, 4.0, 3.0]]]), params, "boxes")
+    tensor([[[6., 2., 9., 3.]]])
     """
 
     geometric = True
+    kinds = frozenset({"image", "mask", "boxes"})
     _dim = -1
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
     def draw(self, shape: torch.Size, generator: torch.Generator) -> Params:
-        return {"flip": torch.rand(shape[0], generator=generator) < self.p}
+        return {"flip": torch.rand(shape[0], generator=generator) < self.p, "size": _image_size(shape)}
 
     def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
         flip = params["flip"]
         if not flip.any():
             return x
         out = x.clone()
+        if kind == "boxes":  # (B, M, 4) xyxy: x1' = W - x2, x2' = W - x1 (y for a vertical flip)
+            extent = _size_of(params, type(self).__name__)[self._dim]
+            axis = 0 if self._dim == -1 else 1
+            out[flip, :, axis] = extent - x[flip, :, axis + 2]
+            out[flip, :, axis + 2] = extent - x[flip, :, axis]
+            return out
         out[flip] = x[flip].flip(self._dim)
         return out
 
@@ -232,9 +265,13 @@ class RandomCrop(Transform):
     >>> out = RandomCrop(padding=2)(x, torch.Generator().manual_seed(1))
     >>> out.shape, bool((out == 0).any())
     (torch.Size([4, 1, 6, 6]), True)
+    >>> RandomCrop(padding=2).apply(torch.tensor([[[1.0, 1, 3, 3]]]), {"top": torch.tensor([0]),
+    ...                             "left": torch.tensor([4])}, "boxes")  # boxes shift by padding - corner
+    tensor([[[-1.,  3.,  1.,  5.]]])
     """
 
     geometric = True
+    kinds = frozenset({"image", "mask", "boxes"})
 
     def __init__(
         self, size: int | tuple[int, int] | None = None, padding: int = 0, pad_mode: Literal["zero", "reflect"] = "zero"
@@ -263,6 +300,9 @@ class RandomCrop(Transform):
         return {"top": top, "left": left}
 
     def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image") -> torch.Tensor:
+        if kind == "boxes":
+            dx, dy = self.padding - params["left"].to(x.dtype), self.padding - params["top"].to(x.dtype)
+            return x + torch.stack([dx, dy, dx, dy], -1)[:, None, :]  # (B, 1, 4) per-image shift
         height, width = self._out(x.shape)
         if self.padding:
             p = self.padding
@@ -331,11 +371,17 @@ class Resampling(Transform):
     """Base of transforms that resample each image through its own 2x3 matrix ``params["theta"]``.
 
     A mask gets the same ``fill`` as the image, so reflected or repeated pixels keep their labels.
-    :class:`Compose` folds a :class:`Rescale` that comes right before one of these into its
-    ``apply(..., scale=)``, so a uint8 batch is never copied to float as a whole.
+    Boxes ``(B, M, 4)`` go the other way, input to output (the inverse of ``theta``): each is first cut to
+    the input image (pixels outside it do not exist, yet a turn or a zoom-out can bring that place into
+    view), then its four corners are mapped and the enclosing box taken (exact for shifts, zooms, flips
+    and quarter turns; a box turned by another angle grows to hold its turned corners). Content that
+    ``reflect`` or ``nearest`` fill brings in from outside gets no box. :class:`Compose` folds a
+    :class:`Rescale` that comes right before one of these into its ``apply(..., scale=)``, so a uint8
+    batch is never copied to float as a whole.
     """
 
     geometric = True
+    kinds = frozenset({"image", "mask", "boxes"})
     fill: Fill = "zeros"
 
     def output_size(self, shape: torch.Size) -> tuple[int, int]:
@@ -344,7 +390,29 @@ class Resampling(Transform):
 
     def apply(self, x: torch.Tensor, params: Params, kind: Kind = "image", scale: float | None = None) -> torch.Tensor:
         """As :meth:`Transform.apply`; ``scale`` multiplies the (then float32) result, as a Rescale before it would."""
+        if kind == "boxes":
+            size = _size_of(params, type(self).__name__)
+            return _resample_boxes(x, params["theta"], size, self.output_size(torch.Size(size)))
         return _sample(x, params["theta"], self.output_size(x.shape), self.fill, kind, scale)
+
+
+def _resample_boxes(
+    boxes: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], out_size: tuple[int, int]
+) -> torch.Tensor:
+    """Boxes (B, M, 4) in input pixels -> the enclosing boxes of their corners in output pixels.
+
+    ``theta`` maps normalised output to input coordinates (``grid_sample``'s convention, align_corners
+    False: pixel edge 0 is -1 and edge W is +1), so a corner goes through ``theta``'s inverse.
+    """
+    (height, width), (out_h, out_w) = size, out_size
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([width, height, width, height], dtype=boxes.dtype))
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    u = torch.stack([x1, x2, x1, x2], -1) * (2 / width) - 1 - theta[:, 0, 2, None, None]  # (B, M, 4 corners)
+    v = torch.stack([y1, y1, y2, y2], -1) * (2 / height) - 1 - theta[:, 1, 2, None, None]
+    inverse = torch.linalg.inv(theta[:, :, :2].double()).to(boxes.dtype)[:, :, :, None, None]  # (B, 2, 2, 1, 1)
+    xs = (inverse[:, 0, 0] * u + inverse[:, 0, 1] * v + 1) * (out_w / 2)
+    ys = (inverse[:, 1, 0] * u + inverse[:, 1, 1] * v + 1) * (out_h / 2)
+    return torch.stack([xs.amin(-1), ys.amin(-1), xs.amax(-1), ys.amax(-1)], -1)
 
 
 @TRANSFORMS.register("affine")
@@ -413,7 +481,7 @@ class RandomAffine(Resampling):
             ],
             1,
         )
-        return {"theta": theta}  # (B, 2, 3)
+        return {"theta": theta, "size": _image_size(shape)}  # theta (B, 2, 3)
 
 
 @TRANSFORMS.register("rotation")
@@ -496,10 +564,35 @@ class RandomResizedCrop(Resampling):
         cx = (left + bw / 2) * 2 / width - 1
         cy = (top + bh / 2) * 2 / height - 1
         theta = torch.stack([torch.stack([bw / width, zero, cx], -1), torch.stack([zero, bh / height, cy], -1)], 1)
-        return {"theta": theta, "box": torch.stack([top, left, bh, bw], 1)}
+        return {"theta": theta, "box": torch.stack([top, left, bh, bw], 1), "size": _image_size(shape)}
 
     def output_size(self, shape: torch.Size) -> tuple[int, int]:
         return self.size
+
+
+def clip_box_targets(
+    targets: torch.Tensor, height: int, width: int, min_size: float = 2.0, min_visible: float = 0.25
+) -> torch.Tensor:
+    """Clip moved box targets ``(B, M, 5)`` (rows ``[class, x1, y1, x2, y2]``) to a ``height`` x ``width``
+    image; a row whose clipped box is narrower or lower than ``min_size`` pixels, or keeps less than
+    ``min_visible`` of its moved, unclipped area, becomes padding: class -1, zero box. (A resampling
+    transform cuts boxes to its input image first, so after one the share is measured from there.)
+
+    What is left of an object cut to under a quarter, or to a sliver, no longer shows what it is;
+    training on it teaches the detector to see objects in their edges.
+
+    >>> targets = torch.tensor([[[0.0, -4, 2, 6, 8], [1.0, 8, 0, 20, 6], [2.0, 9, 9, 12, 12], [-1.0, 0, 0, 0, 0]]])
+    >>> clip_box_targets(targets, 10, 10).tolist()  # kept; a sixth left; a 1-pixel sliver; padding
+    [[[0.0, 0.0, 2.0, 6.0, 8.0], [-1.0, 0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 0.0]]]
+    """
+    boxes = targets[..., 1:]
+    before = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    limits = torch.tensor([width, height, width, height], dtype=boxes.dtype)
+    clipped = torch.minimum(boxes.clamp(min=0), limits)
+    w, h = clipped[..., 2] - clipped[..., 0], clipped[..., 3] - clipped[..., 1]
+    valid = (targets[..., 0] >= 0) & (w >= min_size) & (h >= min_size) & (w * h >= min_visible * before)
+    classes = torch.where(valid, targets[..., 0], torch.full_like(targets[..., 0], -1.0))
+    return torch.cat([classes[..., None], torch.where(valid[..., None], clipped, torch.zeros_like(clipped))], -1)
 
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])

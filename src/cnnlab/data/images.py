@@ -160,7 +160,7 @@ def to_8bit(image: Image.Image, channels: int) -> Image.Image:
     return image if image.mode == target else image.convert(target)
 
 
-def _resize(image: Image.Image, size: tuple[int, int], fit: Fit) -> Image.Image:
+def resize_image(image: Image.Image, size: tuple[int, int], fit: Fit) -> Image.Image:
     """Resize to ``size`` = (height, width) by stretching, centre-cropping or padding with black."""
     height, width = size
     if fit == "stretch":
@@ -200,7 +200,7 @@ def read_image(
         image = ImageOps.exif_transpose(image)
         image = to_8bit(image, channels)
         if target is not None:
-            image = _resize(image, target, fit)
+            image = resize_image(image, target, fit)
         array = np.asarray(image, dtype=np.uint8)
     except DataError:
         raise

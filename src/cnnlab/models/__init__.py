@@ -2,6 +2,7 @@
 
 from cnnlab.models import (
     alexnet,
+    detect,
     efficientnet,
     googlenet,
     lenet,
@@ -23,6 +24,7 @@ __all__ = [
     "WeightSpec",
     "alexnet",
     "create_model",
+    "detect",
     "efficientnet",
     "googlenet",
     "input_options",

@@ -38,6 +38,9 @@ class Plot:
     CONFUSION_NORMALIZED = "confusion_matrix_normalized.png"
     RELIABILITY = "reliability.png"
     MISTAKES = "worst_mistakes.png"
+    PR_CURVES = "pr_curves.png"  # detection: one precision-recall curve per class at IoU 0.5
+    DETECTION_CONFUSION = "detection_confusion.png"  # detection: with a background row and column
+    WORST_IMAGES = "worst_images.png"  # detection: the images with the most false and missed boxes
 
 
 def machine_info() -> dict[str, Any]:

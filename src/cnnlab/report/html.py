@@ -46,6 +46,20 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 """``(id, heading)`` of every report section, in page order."""
 
+DETECT_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("curves", "Training curves"),
+    ("lr", "Learning-rate schedule"),
+    ("per-class", "Average precision per class"),
+    ("pr", "Precision-recall curves"),
+    ("confusion", "Detection confusion matrix"),
+    ("worst", "Images with the most errors"),
+    ("model", "Model summary"),
+    ("config", "Resolved config"),
+    ("machine", "Machine and timings"),
+)
+"""The sections of a detection run's report (``task: detect``)."""
+
 
 def write_report(run_dir: str | Path) -> Path:
     """Draw the curves from ``metrics.csv``, build the page and write ``report.html`` into the run folder."""
@@ -61,11 +75,12 @@ def write_report(run_dir: str | Path) -> Path:
 def build_report(run: RunDir) -> str:
     """The report of ``run`` as one HTML string (figures already in ``plots/`` are embedded)."""
     page = _Page(run)
+    sections = DETECT_SECTIONS if page.task == "detect" else SECTIONS
     body = "\n".join(
         f'<section id="{key}">\n<h2>{html.escape(title)}</h2>\n{page.section(key)}\n</section>'
-        for key, title in SECTIONS
+        for key, title in sections
     )
-    nav = " ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS)
+    nav = " ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in sections)
     name = html.escape(run.path.name)
     return _TEMPLATE.format(title=f"cnnlab run {name}", heading=name, nav=nav, body=body)
 
@@ -93,6 +108,18 @@ class _Page:
             "config": lambda: self.text_file("config.yaml", "train"),
             "machine": self.machine,
         }
+        self.task = self.config.get("task", "classify")
+        if self.task == "detect":
+            self.renderers |= {
+                "per-class": self.average_precision,
+                "pr": lambda: self.figure(Plot.PR_CURVES, "precision-recall per class at IoU 0.5", "evaluate"),
+                "confusion": lambda: self.figure(
+                    Plot.DETECTION_CONFUSION, "rows: true class, columns: predicted; background included", "evaluate"
+                ),
+                "worst": lambda: self.figure(
+                    Plot.WORST_IMAGES, "predictions in colour with scores, missed boxes in white", "evaluate"
+                ),
+            }
 
     def section(self, key: str) -> str:
         return self.renderers[key]()
@@ -105,8 +132,9 @@ class _Page:
             ("epochs trained", len(self.rows) or None),
             ("training time", _seconds(self.results.get("fit_seconds"))),
         ]
-        facts += [(key.replace("_", " "), _number(v)) for key, v in self.results.items() if key.endswith("_acc")]
-        if self.evaluation:
+        scored = ("_acc", "map50", "coco_ap", "coco_ap50", "coco_ap75")
+        facts += [(key.replace("_", " "), _number(v)) for key, v in self.results.items() if key.endswith(scored)]
+        if self.evaluation and self.task != "detect":
             facts += [
                 ("evaluated on", f"{self.evaluation.get('title')} ({self.evaluation.get('images', 0):,} images)"),
                 (f"accuracy ({self._variant()})", _percent(self.evaluation.get("accuracy"))),
@@ -156,6 +184,28 @@ class _Page:
             ["macro average", *(_number(macro[k]) for k in ("precision", "recall", "f1")), sum(scores["support"])]
         )
         return _table(["class", "precision", "recall", "F1", "images"], rows)
+
+    def average_precision(self) -> str:
+        """A detection run's AP per class in each convention (``evaluation.json``'s labelled scores)."""
+        scores = self.evaluation.get("scores")
+        if not scores:
+            return self.missing("evaluate")
+        conventions = self.evaluation.get("conventions", {})
+        columns = ("voc07_ap50", "voc_ap50", "coco_ap", "coco_ap50", "coco_ap75")
+        classes = [k.removeprefix("num_gt_") for k in scores if k.startswith("num_gt_")]
+        rows = [[c, *(_number(scores.get(f"{m}_{c}")) for m in columns), scores.get(f"num_gt_{c}")] for c in classes]
+        rows.append(
+            [
+                "mean",
+                *(_number(scores.get(m.replace("_ap", "_map") if m.startswith("voc") else m)) for m in columns),
+                "",
+            ]
+        )
+        notes = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in conventions.items())
+        header = ["class", "VOC07 11-point AP@0.5", "VOC all-point AP@0.5", "COCO AP@[.5:.95]", "COCO AP@0.5",
+                  "COCO AP@0.75", "boxes"]  # fmt: skip
+        title = html.escape(str(self.evaluation.get("title", "")))
+        return f"<p>{title}</p>" + _table(header, rows) + f"<ul>{notes}</ul>"
 
     def calibration(self) -> str:
         if not self.evaluation:

@@ -20,9 +20,13 @@ def plot_confusion_matrix(
     path: str | Path,
     title: str = "Confusion matrix",
     normalized: bool = False,
+    axes: tuple[str, str] = ("true", "predicted"),
+    background: bool = False,
 ) -> Path:
     """Save a heatmap of ``counts[true, pred]``: colour = share of the true class; text = the count,
-    or with ``normalized`` the share in percent (each row sums to 100).
+    or with ``normalized`` the share in percent (each row sums to 100). ``axes`` names the rows and columns;
+    ``background``: the last row and column are a detector's background (set apart by lines, and the
+    title carries no accuracy).
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "cm.png"
@@ -35,18 +39,22 @@ def plot_confusion_matrix(
     size = max(4.0, 0.55 * n + 2)
     fig, ax = subplots(figsize=(size + 1, size))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
+    accuracy = "" if background else f" (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})"
     ax.set(
         xticks=range(n),
         yticks=range(n),
         xticklabels=class_names,
         yticklabels=class_names,
-        xlabel="predicted",
-        ylabel="true",
-        title=f"{title} (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})",
+        xlabel=axes[1],
+        ylabel=axes[0],
+        title=title + accuracy,
     )
     for label in ax.get_xticklabels():
         label.set(rotation=45, ha="right", rotation_mode="anchor")
+    if background:
+        ax.axhline(n - 1.5, color="grey", linewidth=0.8)
+        ax.axvline(n - 1.5, color="grey", linewidth=0.8)
     if n <= 30:
         for i in range(n):
             for j in range(n):
@@ -58,7 +66,8 @@ def plot_confusion_matrix(
 
 
 def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Loss and accuracy per epoch (training and validation) from ``metrics.csv`` rows.
+    """Loss and a score per epoch (training and validation) from ``metrics.csv`` rows: accuracy, or a
+    segmentation run's Dice, or a detection run's mAP@0.5 (VOC all-point), whichever the rows hold.
 
     >>> import tempfile, pathlib
     >>> rows = [{"epoch": 1, "loss": 1.0, "acc": 0.5, "val_loss": 1.1, "val_acc": 0.4}, {"epoch": 2, "loss": 0.5,
@@ -68,16 +77,23 @@ def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) ->
     """
     epochs = [int(row["epoch"]) for row in rows]
     fig, axes = subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
+    columns = set().union(*rows)
+    score, title = next(((k, t) for k, t in _SCORES if k in columns or f"val_{k}" in columns), _SCORES[0])
+    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], score, title)):
         for prefix, style in (("", "-o"), ("val_", "--s")):
             values = _column(rows, prefix + key)
             if values is not None:
                 ax.plot(epochs, values, style, markersize=4, label=("validation " if prefix else "training ") + label)
-        ax.set(xlabel="epoch", ylabel=label, title=label.capitalize())
+        ax.set(xlabel="epoch", ylabel=label, title=label[0].upper() + label[1:])
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     return save_figure(fig, path)
+
+
+_SCORES = (("acc", "accuracy"), ("dice", "Dice"), ("map50", "mAP@0.5"))
+"""The score panel of :func:`plot_training_curves`: the first of these the rows hold."""
 
 
 def plot_lr_schedule(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:

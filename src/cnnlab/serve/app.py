@@ -1,4 +1,4 @@
-"""The FastAPI app: ``/predict``, ``/explain``, ``/segment``, ``/health``, ``/model`` and the page at ``/``.
+"""The FastAPI app: ``/predict``, ``/explain``, ``/segment``, ``/detect``, ``/health``, ``/model`` and the page ``/``.
 
 Uploads are an image as the multipart field ``file`` (what the page sends) or as the raw body with an
 ``image/*`` Content-Type (``curl --data-binary @cat.png -H 'Content-Type: image/png'``). Bodies over
@@ -131,6 +131,28 @@ def create_app(
         image = await upload(request)
         png = await run_in_threadpool(_segment_png, served, image, view)
         return Response(png, media_type="image/png")
+
+    @app.post("/detect")
+    async def detect(
+        request: Request,
+        view: str = Query("json", pattern="^(json|picture)$"),
+        score: float = Query(0.25, ge=0.0, le=1.0, description="keep boxes scoring at least this"),
+    ) -> Any:
+        if "detect" not in served.routes or served.detector is None:
+            why = f"'{card.name}' is a {card.task} model, and /detect needs a detector"
+            return unavailable("detect", why, "serve a `cnnlab train --task detect` checkpoint", 404)
+        image = await upload(request)
+        started = time.perf_counter()
+        pixels = np.asarray(to_8bit(image, 3), dtype=np.uint8)
+        found = await run_in_threadpool(served.detect, pixels, score)
+        elapsed = round(1000 * (time.perf_counter() - started), 1)
+        labels = [card.classes[i] for i in found["labels"].tolist()]
+        if view == "picture":
+            picture = served.detector.draw(pixels, found, score)
+            return Response(_png(picture), media_type="image/png", headers={"X-Detections": str(len(labels))})
+        boxes = [[round(v, 1) for v in box] for box in found["boxes"].tolist()]
+        scores = [round(v, 4) for v in found["scores"].tolist()]
+        return {"boxes": boxes, "labels": labels, "scores": scores, "elapsed_ms": elapsed}
 
     return app
 

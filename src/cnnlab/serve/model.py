@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,8 @@ CHECKPOINT_FIX = "pass a run folder (runs/<task>/<name>-<n>) or a checkpoint .pt
 
 
 class ServedModel:
-    """A model ready for requests: ``predict`` (classifiers), ``explain`` (PyTorch classifiers), ``segment``."""
+    """A model ready for requests: ``predict`` (classifiers), ``explain`` (PyTorch classifiers), ``segment``,
+    ``detect``."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class ServedModel:
         session: Any = None,
         torch_model: nn.Module | None = None,
         segmenter: Any = None,
+        detector: Any = None,
         routes: tuple[str, ...] | None = None,
     ) -> None:
         self.card = card
@@ -63,6 +66,7 @@ class ServedModel:
         self.session = session  # onnxruntime.InferenceSession or None
         self.torch_model = torch_model
         self.segmenter = segmenter  # cnnlab.tasks.segment.SegmentationModel or None
+        self.detector = detector  # cnnlab.tasks.detect.Detector or None
         self._lock = threading.Lock()
 
     @property
@@ -102,6 +106,11 @@ class ServedModel:
             logits = self.segmenter(images)  # (1, K, H, W)
         return logits[0].argmax(0).numpy().astype(np.uint8)
 
+    def detect(self, pixels: np.ndarray, score_threshold: float) -> dict[str, torch.Tensor]:
+        """Boxes (``xyxy`` in the image's pixels), scores and labels for one uint8 image ``(H, W, C)``."""
+        with self._lock:
+            return self.detector.detect_pixels(pixels, score_threshold)
+
     def info(self) -> dict[str, Any]:
         """What ``GET /model`` answers: the card plus how this server runs it."""
         return {
@@ -111,6 +120,7 @@ class ServedModel:
                 "predict": "predict" in self.routes,
                 "explain": self.can_explain,
                 "segment": "segment" in self.routes and self.segmenter is not None,
+                "detect": "detect" in self.routes and self.detector is not None,
             },
         }
 
@@ -145,6 +155,9 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
             task=task.name,
         )
         return ServedModel(card, segmenter=predictor, routes=task.routes)
+    if task.routes == ("detect",):
+        card = replace(ModelCard.from_classifier(predictor), task=task.name)
+        return ServedModel(card, detector=predictor, routes=task.routes)
     from cnnlab.explain import default_target_layer
 
     classifier = predictor

@@ -11,11 +11,11 @@ without being told.
 
 >>> from cnnlab.tasks import TASKS
 >>> TASKS.names()
-['classify', 'segment']
+['classify', 'detect', 'segment']
 >>> TASKS.get("segmnt")
 Traceback (most recent call last):
 ...
-cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'? [known: classify, segment]
+cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'? [known: classify, detect, segment]
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from cnnlab.core.rundir import load_checkpoint
 
 RunFn = Callable[..., dict[str, Any]]
 """``run(config, runs_dir=Path("runs"), resume=None, console=None) -> results`` (also in ``results.json``)."""
+
+EvaluateFn = Callable[..., dict[str, Any]]
+"""``evaluate(target, data=None, split=None, out=None) -> headline numbers``; writes ``evaluation.json``."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Task:
     exportable: bool = False
     distributed: bool = False
     options: dict[str, str] = field(default_factory=dict)  # task-only CLI option -> "section.field" it sets
+    evaluate: EvaluateFn | None = None  # `cnnlab evaluate RUN` for this task (None: the classifier's evaluation)
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -67,9 +67,9 @@ class ProgressBar(Callback):
         if now - self._shown >= self.refresh_s:
             self._shown = now
             rate = self._images / max(now - self._started, 1e-9)
-            fields["stats"] = (
-                f"loss {trainer.running_mean('loss'):.4f}  acc {trainer.running_mean('acc'):.3f}  {rate:,.0f} img/s"
-            )
+            acc = trainer.running_mean("acc")  # NaN for tasks that log no accuracy (detection)
+            shown = f"loss {trainer.running_mean('loss'):.4f}" + ("" if math.isnan(acc) else f"  acc {acc:.3f}")
+            fields["stats"] = f"{shown}  {rate:,.0f} img/s"
         self._progress.update(self._task, advance=1, **fields)
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
@@ -206,5 +206,5 @@ class TensorBoard(Callback):
 
 
 def _format_logs(logs: Logs) -> str:
-    keys = [k for k in ("loss", "acc", "val_loss", "val_acc") if k in logs]
+    keys = [k for k in ("loss", "acc", "val_loss", "val_acc", "val_dice", "val_map50") if k in logs]
     return "  ".join(f"{k} {logs[k]:.4f}" for k in keys)

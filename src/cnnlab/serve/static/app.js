@@ -1,5 +1,5 @@
 // The cnnlab page: send the dropped or picked image to the API, draw the top classes as bars and
-// show the Grad-CAM overlay (classifiers) or the mask overlay (segmentation models).
+// show the Grad-CAM overlay (classifiers), the mask overlay (segmentation models) or the boxes (detectors).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -82,6 +82,14 @@ async function handle(file) {
       setStatus("Segmented.");
       return;
     }
+    if (model && model.task === "detect") {
+      $("results").hidden = false;
+      $("top-classes").replaceChildren();
+      const response = await post("/detect?view=picture", file);
+      showImage($("overlay"), await response.blob());
+      setStatus(`Detected ${response.headers.get("X-Detections")} object(s) scoring 0.25 or more.`);
+      return;
+    }
     const result = await (await post("/predict", file)).json();
     showBars(result.top);
     $("results").hidden = false;
@@ -106,11 +114,15 @@ async function loadModel() {
     if (!response.ok) throw new Error(await errorText(response));
     model = await response.json();
     const [, c, h, w] = model.input.shape;
-    const what = model.task === "segment" ? "segmentation" : `${model.classes.length} classes`;
+    const what = model.task === "classify" ? `${model.classes.length} classes` : `${model.task}, ${model.classes.length} classes`;
     $("model-info").textContent = `${model.name}: ${what}, input ${c}×${h}×${w}, runtime ${model.runtime}`;
     if (model.task === "segment") {
       $("classes-title").textContent = "Classes";
       $("overlay-title").textContent = "Mask overlay";
+    }
+    if (model.task === "detect") {
+      $("classes-title").textContent = "Classes";
+      $("overlay-title").textContent = "Boxes";
     }
   } catch (error) {
     $("model-info").textContent = `Cannot read /model: ${error.message}`;
