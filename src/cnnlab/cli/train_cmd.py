@@ -12,7 +12,11 @@ from cnnlab.core.rundir import RunDir
 
 def train(
     ctx: typer.Context,
-    data: str = typer.Option(None, "--data", help="Folder of class folders, .npz, .csv, or fashion-mnist / mnist."),
+    data: str = typer.Option(
+        None,
+        "--data",
+        help="Class folders, .npz, .csv, fashion-mnist / mnist; detect: data.yaml, VOC folder, COCO .json.",
+    ),
     model: str = typer.Option(None, "--model", help="Model name (cnnlab models lists them)."),
     epochs: int = typer.Option(None, help="Training epochs."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per training step."),
@@ -22,7 +26,9 @@ def train(
         "--aug",
         help="Augmentation preset (cnnlab augment --help lists them), or auto (default): chosen from the data.",
     ),
-    img_size: int = typer.Option(None, "--img-size", help="Resize images to SxS when decoding."),
+    img_size: int = typer.Option(
+        None, "--img-size", help="Resize images to SxS when decoding (detect: the longer side; default from the data)."
+    ),
     optimizer: str = typer.Option(None, help="sgd | adam | adamw."),
     label_smoothing: float = typer.Option(
         None, "--label-smoothing", help="Share of each target spread over the other classes (e.g. 0.1)."
@@ -40,7 +46,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first unreadable image instead of skipping it."),
-    task: str = typer.Option(None, "--task", help="classify (default) | segment (needs --masks)."),
+    task: str = typer.Option(None, "--task", help="classify (default) | segment (needs --masks) | detect (boxes)."),
     masks: str = typer.Option(None, "--masks", help="Segmentation: mask folder paired with --data by file name."),
     patch_size: int = typer.Option(
         None, "--patch-size", help="Segmentation: training patch side in pixels (default: from the image size)."
@@ -63,7 +69,8 @@ def train(
     ),
 ) -> None:
     """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment
-    --data IMAGES --masks MASKS` trains a segmentation model; `--resume RUN` continues any run."""
+    --data IMAGES --masks MASKS` trains a segmentation model, `cnnlab train --task detect --data data.yaml` a
+    detector; `--resume RUN` continues any run."""
     from cnnlab.tasks import TASKS
     from cnnlab.tasks.config import check_resume, load_run_config
 

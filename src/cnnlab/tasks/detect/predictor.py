@@ -43,7 +43,8 @@ class Detector:
     fit: str = "stretch"
     iou_threshold: float = 0.6
     max_detections: int = 100
-    precision: str = "auto"
+    precision: str = "auto"  # the runtime's fast path: bf16 + channels_last where the CPU has native bf16
+    compile: str = "auto"  # compiled when the job pays the compile back (cnnlab.runtime.inference)
     name: str = "detector"
     resize: int | None = None  # as a classifier's model card: stretched to the input size, no centre crop
 
@@ -91,7 +92,7 @@ class Detector:
     ) -> list[dict[str, torch.Tensor]]:
         """Detections for uint8 images ``(N, C, H, W)`` already at the input size, in input pixels."""
         x = eval_transform(tuple(self.mean), tuple(self.std))(images)
-        with fast_inference(DecodedYolo(self.model), self.precision, "off", batch_size, len(images)) as run:
+        with fast_inference(DecodedYolo(self.model), self.precision, self.compile, batch_size, len(images)) as run:
             decoded = run(x)
         return detections(decoded, score_threshold, self.iou_threshold, self.max_detections)
 
