@@ -123,21 +123,25 @@ def coco_validation_file(path: Path) -> Path | None:
     return sibling if sibling.is_file() else None
 
 
-def choose_anchors(config: DetectRunConfig, train: BoxDataset, size: tuple[int, int], levels: int) -> torch.Tensor:
-    """The run's anchors (pixels at the input size): the config's, else k-means of the training boxes."""
+def choose_anchors(config: DetectRunConfig, wh: torch.Tensor, levels: int) -> torch.Tensor:
+    """The run's anchors (pixels at the input size): the config's, else k-means of the training boxes'
+    sizes ``wh`` (N, 2) at the input size."""
     if config.detect.anchors is not None:
         return torch.tensor(config.detect.anchors, dtype=torch.float32)
-    wh = torch.cat([_scaled_wh(r, size) for r in train.records])
     k = levels * config.detect.anchors_per_level
     if len(wh) < k:
         raise DataError(f"{len(wh)} training boxes are too few for {k} anchors", fix="add images or give --anchors")
     return kmeans_anchors(wh, k, seed=config.train.seed)
 
 
-def _scaled_wh(record: Any, size: tuple[int, int]) -> torch.Tensor:
-    boxes = record.boxes
-    scale = torch.tensor([size[1] / record.width, size[0] / record.height])
-    return (boxes[:, 2:] - boxes[:, :2]) * scale
+def box_sizes(targets: torch.Tensor) -> torch.Tensor:
+    """Width and height (N, 2) of every real box in padded targets (B, M, 5).
+
+    >>> box_sizes(torch.tensor([[[0, 1.0, 2.0, 5.0, 4.0], [-1, 0, 0, 0, 0]]])).tolist()
+    [[4.0, 2.0]]
+    """
+    rows = targets[targets[..., 0] >= 0]
+    return rows[:, 3:5] - rows[:, 1:3]
 
 
 def backbone_weights(config: DetectRunConfig, backbone: str) -> tuple[str | None, str]:
@@ -211,7 +215,8 @@ def _train(
     probe = create_model(name, num_classes=len(names), in_chans=images.shape[1], **options)
     assert isinstance(probe, YoloDetector)
     levels = len(probe.strides)
-    anchors = choose_anchors(config, train, size, levels)
+    wh = box_sizes(targets)
+    anchors = choose_anchors(config, wh, levels)
     options["anchors"] = [[round(v, 2) for v in pair] for pair in anchors.tolist()]
     backbone = backbone_of(name, options)
     weights, why = backbone_weights(config, backbone) if backbone else (None, "")
@@ -225,7 +230,7 @@ def _train(
     )
     frozen_stride = det.freeze_stride if det.freeze_stride is not None else (4 if weights else 0)
     frozen = model.freeze_backbone(frozen_stride) if frozen_stride else 0
-    fit = describe_anchor_fit(anchor_fit(torch.cat([_scaled_wh(r, size) for r in train.records]), anchors))
+    fit = describe_anchor_fit(anchor_fit(wh, anchors))
     chosen = [
         f"input {size[0]}x{size[1]} (height x width"
         + (", chosen from the image sizes)" if not config.data.img_size else ")"),

@@ -78,14 +78,13 @@ class DetectionTrainer(Trainer):
         max_detections: int = 100,
     ) -> None:
         super().__init__(model, config, callbacks=callbacks, metrics=[MeanAveragePrecision(class_names)])
-        self.detector = model
         self.select = {"score_threshold": score_threshold, "iou_threshold": iou_threshold}
         self.select["max_detections"] = max_detections
 
     def _loss(
         self, outputs: list[torch.Tensor], targets: torch.Tensor, side: int
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        loss, parts = yolo_loss(outputs, targets, self.detector.anchors, self.detector.strides, side)
+        loss, parts = yolo_loss(outputs, targets, self.model.anchors, self.model.strides, side)
         return loss, {k: v for k, v in parts.items() if k != "positives"}
 
     def train_step(self, batch: Batch) -> Logs:
