@@ -81,7 +81,7 @@ def test_sixteen_bit_palette_and_rgba_become_8_bit(tmp_path: Path) -> None:
     assert read_image(tmp_path / "alpha.png", channels=1)[0, 1, 0] == round(0.299 * 0 + 0.587 * 0 + 0.114 * 255)
 
 
-@pytest.mark.parametrize("suffix", [".png", ".bmp", ".gif", ".tiff", ".webp", ".jpg"])
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".gif", ".tiff", ".webp", ".jpg", ".pgm", ".ppm"])
 def test_every_listed_format_decodes(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"x{suffix}"
     Image.new("RGB", (6, 4), (0, 255, 0)).save(path, **({"lossless": True} if suffix == ".webp" else {}))

@@ -122,6 +122,8 @@ def test_server_answers_detect_with_boxes_and_a_picture(tiny_run, digits):
         "explain": False,
         "segment": False,
         "detect": True,
+        "verify": False,
+        "embed": False,
     }
     image = next(digits["yolo"].parent.rglob("*.png")).read_bytes()
     found = client.post("/detect?score=0", files={"file": ("x.png", image, "image/png")}).json()

@@ -2,7 +2,8 @@
 and summary() totals equal to ``sum(p.numel())``.
 
 ImageNet-sized classifiers run through their small-input stem on 16x16 images; segmentation nets
-use 'same' padding, two levels and width 8. Nets over 100M parameters (the VGGs: their cost is
+use 'same' padding, two levels and width 8; pretrained embedders (fixed output size) run with random
+weights at their smallest input. Nets over 100M parameters (the VGGs: their cost is
 building and back-propagating the 4096-wide linear layers, whatever the input) run with ``-m slow``.
 """
 
@@ -18,14 +19,17 @@ HEAVY = 100_000_000
 
 
 def _tiny_case(name: str) -> tuple[dict[str, object], tuple[int, int, int]]:
-    """Builder options and (C, H, W) for the cheapest real forward pass of a model."""
+    """Builder options (with the output channels as ``num_classes``) and (C, H, W) for the cheapest real
+    forward pass of a model."""
     entry = model_entry(name)
     channels, height, width = entry.default_input
     if entry.task == "segment":
-        return {"padding": "same", "depth": 2, "base_width": 8}, (channels, 16, 16)
+        return {"num_classes": 3, "padding": "same", "depth": 2, "base_width": 8}, (channels, 16, 16)
+    if entry.task == "embed":
+        return {"num_classes": 128, "pretrained": None}, (channels, entry.min_size, entry.min_size)
     if height > 64:
-        return {"small_input": True}, (channels, 16, 16)
-    return {}, (channels, height, width)
+        return {"num_classes": 3, "small_input": True}, (channels, 16, 16)
+    return {"num_classes": 3}, (channels, height, width)
 
 
 def _param_count(name: str) -> int:
@@ -43,10 +47,10 @@ def _cases() -> list[object]:
 def test_forward_backward_every_parameter_gets_a_gradient(name: str) -> None:
     torch.manual_seed(0)
     options, shape = _tiny_case(name)
-    model = create_model(name, num_classes=3, **options)
+    model = create_model(name, **options)
     out = model(torch.randn(2, *shape))
     assert torch.isfinite(out).all()
-    assert out.shape[:2] == (2, 3)
+    assert out.shape[:2] == (2, options["num_classes"])
     out.pow(2).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"{name}: parameters without a finite gradient: {missing[:5]}"
@@ -59,7 +63,7 @@ def test_forward_backward_every_parameter_gets_a_gradient(name: str) -> None:
 def test_classifier_contract(name: str) -> None:
     options, shape = _tiny_case(name)
     with torch.device("meta"):
-        model = create_model(name, num_classes=3, **options)
+        model = create_model(name, **options)
         features = model.forward_features(torch.empty(2, *shape))
         assert features.shape[:2] == (2, model.num_features)
         assert model.forward_head(features).shape == (2, 3)

@@ -48,7 +48,14 @@ def test_health_and_model(client):
     assert info["classes"] == CLASSES
     assert info["input"]["shape"] == ["batch", 1, 28, 28]
     assert info["preprocessing"]["mean"] == [0.4] and info["preprocessing"]["channel_order"] == "L"
-    assert info["endpoints"] == {"predict": True, "explain": True, "segment": False, "detect": False}
+    assert info["endpoints"] == {
+        "predict": True,
+        "explain": True,
+        "segment": False,
+        "detect": False,
+        "verify": False,
+        "embed": False,
+    }
     assert info["limits"]["max_upload_bytes"] == 200_000
 
 

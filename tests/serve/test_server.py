@@ -81,6 +81,8 @@ def test_segment_returns_a_mask_and_an_overlay(segmentation_checkpoint):
         "explain": False,
         "segment": True,
         "detect": False,
+        "verify": False,
+        "embed": False,
     }
     image = sample_images(1, size=50)[0]
     mask = client.post("/segment", files={"file": ("c.png", image, "image/png")})

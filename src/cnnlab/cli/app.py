@@ -28,6 +28,7 @@ from cnnlab.cli import (
     lr_find_cmd,
     models_cmd,
     predict_cmd,
+    recognise_cmd,
     report_cmd,
     serve_cmd,
     style_cmd,
@@ -64,6 +65,9 @@ app.command("serve")(serve_cmd.serve)
 app.command("style")(style_cmd.style)
 app.command("faces")(faces_cmd.faces)
 app.command("ladder")(ladder_cmd.ladder)
+app.command("enrol")(recognise_cmd.enrol)
+app.command("verify")(recognise_cmd.verify)
+app.command("identify")(recognise_cmd.identify)
 
 
 def _version(show: bool) -> None:

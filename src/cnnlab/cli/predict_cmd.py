@@ -75,9 +75,12 @@ def predict(
 
 
 def _written(row: dict) -> str:
-    """One line per image whose prediction was written as files (a mask and overlay, or a picture with boxes)."""
+    """One line per image whose prediction was written as files (a mask and overlay, a picture with boxes, or
+    an embedding)."""
     if "mask" in row:
         return f"{row['image']} -> {row['mask']}, {row['overlay']}"
+    if "embeddings" in row:
+        return f"{row['image']} -> {row['embeddings'] or 'no embedding'}: {row['face']}"
     counts = Counter(row["labels"])
     found = ", ".join(f"{n} {label}" for label, n in counts.most_common()) or "nothing"
     return f"{row['image']} -> {row['picture']}: {found}"

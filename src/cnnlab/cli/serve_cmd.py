@@ -1,4 +1,5 @@
-"""``cnnlab serve``: the prediction API and its page for a checkpoint or an exported ``.onnx`` (FastAPI + uvicorn)."""
+"""``cnnlab serve``: the prediction API and its page for a checkpoint, an exported ``.onnx`` or a pretrained
+embedder's name (FastAPI + uvicorn)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def is_loopback(host: str) -> bool:
 
 def serve(
     model: Path = typer.Argument(
-        ..., help="A checkpoint (.pt) or run folder from `cnnlab train`, or an exported .onnx."
+        ...,
+        help="A checkpoint (.pt) or run folder from `cnnlab train`, an exported .onnx, "
+        "or a pretrained embedder's name (dlib_resnet29).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback: this machine only)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
@@ -42,10 +45,11 @@ def serve(
     ),
     max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", min=0.01, help="Larger uploads get 413."),
 ) -> None:
-    """Serve /predict, /explain (Grad-CAM), /segment, /health, /model and a page at / to try it in a browser.
+    """Serve /predict, /explain (Grad-CAM), /segment, /detect or /verify (two photos: same person?), /health,
+    /model and a page at / to try it in a browser.
 
     Example: `cnnlab export runs/classify/cnn_small-1` then `cnnlab serve runs/classify/cnn_small-1`,
-    and open http://127.0.0.1:8000/.
+    and open http://127.0.0.1:8000/; face verification: `cnnlab serve dlib_resnet29` (or an embed run folder).
     """
     try:
         import uvicorn

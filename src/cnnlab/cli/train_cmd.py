@@ -15,7 +15,8 @@ def train(
     data: str = typer.Option(
         None,
         "--data",
-        help="Class folders, .npz, .csv, fashion-mnist / mnist; detect: data.yaml, VOC folder, COCO .json.",
+        help="Class folders, .npz, .csv, fashion-mnist / mnist; detect: data.yaml, VOC folder, COCO .json; embed: a "
+        "folder per person.",
     ),
     model: str = typer.Option(None, "--model", help="Model name (cnnlab models lists them)."),
     epochs: int = typer.Option(None, help="Training epochs."),
@@ -46,7 +47,9 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first unreadable image instead of skipping it."),
-    task: str = typer.Option(None, "--task", help="classify (default) | segment (needs --masks) | detect (boxes)."),
+    task: str = typer.Option(
+        None, "--task", help="classify (default) | segment (needs --masks) | detect (boxes) | embed (people folders)."
+    ),
     masks: str = typer.Option(None, "--masks", help="Segmentation: mask folder paired with --data by file name."),
     patch_size: int = typer.Option(
         None, "--patch-size", help="Segmentation: training patch side in pixels (default: from the image size)."
@@ -67,10 +70,13 @@ def train(
     tta: str = typer.Option(
         None, "--tta", help="Score the held-out set with test-time augmentation too: flip | five_crop | ten_crop."
     ),
+    embedding_dim: int = typer.Option(None, "--embedding-dim", help="Embed: embedding size (default 128)."),
+    mining: str = typer.Option(None, "--mining", help="Embed: batch_hard (default) | semi_hard | contrastive."),
+    margin: float = typer.Option(None, "--margin", help="Embed: triplet margin alpha (default 0.2, the course's)."),
 ) -> None:
     """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment
     --data IMAGES --masks MASKS` trains a segmentation model, `cnnlab train --task detect --data data.yaml` a
-    detector; `--resume RUN` continues any run."""
+    detector, `cnnlab train --task embed --data PEOPLE` a face (or any) embedder; `--resume RUN` continues any run."""
     from cnnlab.tasks import TASKS
     from cnnlab.tasks.config import check_resume, load_run_config
 
@@ -78,6 +84,7 @@ def train(
     chosen = TASKS.get(task_name(task, source))  # an unknown task stops here, before any run folder exists
     specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
     specific |= {"transfer": transfer, "unfreeze": unfreeze, "tta": tta, "sync_bn": sync_bn or None}
+    specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin}
     overrides = {
         "run": {"name": name},
         "data": {

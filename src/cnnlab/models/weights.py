@@ -223,6 +223,39 @@ def weights_dirs() -> list[Path]:
     return [*extra, Path.home() / ".cache" / "cnnlab" / "weights"]
 
 
+def face_weight_folders() -> list[Path]:
+    """Folders searched for the pretrained face models (detector, MTCNN, embedder), in order: :func:`weights_dirs`,
+    then the ``face-models`` folder of ``$CNNLAB_SHARED_DATA`` and of ``../shared/data`` (from the working
+    directory, where the repository's commands run).
+
+    >>> face_weight_folders()[-1].as_posix()
+    '../shared/data/face-models'
+    """
+    shared = [Path(p).expanduser() for p in (os.environ.get("CNNLAB_SHARED_DATA"), "../shared/data") if p]
+    return [*weights_dirs(), *(root / "face-models" for root in shared)]
+
+
+def find_face_weights(file_name: str) -> Path:
+    """``file_name`` in the first of :func:`face_weight_folders` that has it; a :class:`WeightsError` listing
+    every folder looked at when none has it. Nothing is downloaded.
+
+    >>> find_face_weights("no-such-file.pth")
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.WeightsError: no-such-file.pth not found in ...
+    """
+    places = face_weight_folders()
+    for folder in places:
+        if (folder / file_name).is_file():
+            return folder / file_name
+    raise WeightsError(
+        f"{file_name} not found in " + ", ".join(str(p) for p in places),
+        where="face weights",
+        fix="pass its path, or put it in a folder of $CNNLAB_WEIGHTS; it is in shared/data/face-models "
+        "(set CNNLAB_SHARED_DATA to the shared/data folder)",
+    )
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -41,6 +41,10 @@ class Plot:
     PR_CURVES = "pr_curves.png"  # detection: one precision-recall curve per class at IoU 0.5
     DETECTION_CONFUSION = "detection_confusion.png"  # detection: with a background row and column
     WORST_IMAGES = "worst_images.png"  # detection: the images with the most false and missed boxes
+    ROC = "roc.png"  # embed: verification TAR against FAR
+    DISTANCES = "distances.png"  # embed: same-person vs different-person distance histograms
+    EMBEDDING_2D = "embedding_2d.png"  # embed: t-SNE / PCA of the embeddings coloured by person
+    HARDEST_PAIRS = "hardest_pairs.png"  # embed: farthest same-person and nearest different-person pairs + Grad-CAM
 
 
 def machine_info() -> dict[str, Any]:

@@ -60,6 +60,24 @@ DETECT_SECTIONS: tuple[tuple[str, str], ...] = (
 )
 """The sections of a detection run's report (``task: detect``)."""
 
+EMBED_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("curves", "Training curves"),
+    ("lr", "Learning-rate schedule"),
+    ("verification", "Verification on held-out people (ROC, EER, threshold)"),
+    ("distances", "Same-person and different-person distances"),
+    ("identification", "Identification"),
+    ("embedding", "The embedding space"),
+    ("hardest", "Hardest pairs with Grad-CAM"),
+    ("model", "Model summary"),
+    ("config", "Resolved config"),
+    ("machine", "Machine and timings"),
+)
+"""The sections of an embedding run's report (``task: embed``)."""
+
+TASK_SECTIONS = {"detect": DETECT_SECTIONS, "embed": EMBED_SECTIONS}
+"""Report sections of the tasks whose page differs from the classifier's."""
+
 
 def write_report(run_dir: str | Path) -> Path:
     """Draw the curves from ``metrics.csv``, build the page and write ``report.html`` into the run folder."""
@@ -75,7 +93,7 @@ def write_report(run_dir: str | Path) -> Path:
 def build_report(run: RunDir) -> str:
     """The report of ``run`` as one HTML string (figures already in ``plots/`` are embedded)."""
     page = _Page(run)
-    sections = DETECT_SECTIONS if page.task == "detect" else SECTIONS
+    sections = TASK_SECTIONS.get(page.task, SECTIONS)
     body = "\n".join(
         f'<section id="{key}">\n<h2>{html.escape(title)}</h2>\n{page.section(key)}\n</section>'
         for key, title in sections
@@ -120,6 +138,20 @@ class _Page:
                     Plot.WORST_IMAGES, "predictions in colour with scores, missed boxes in white", "evaluate"
                 ),
             }
+        if self.task == "embed":
+            self.renderers |= {
+                "verification": self.verification,
+                "distances": lambda: self.figure(
+                    Plot.DISTANCES, "pair distances: same person vs different people, with the threshold", "evaluate"
+                ),
+                "identification": self.identification,
+                "embedding": lambda: self.figure(
+                    Plot.EMBEDDING_2D, "embeddings in 2-D, one colour per person", "evaluate"
+                ),
+                "hardest": lambda: self.figure(
+                    Plot.HARDEST_PAIRS, "farthest same-person and nearest different-person pairs", "evaluate"
+                ),
+            }
 
     def section(self, key: str) -> str:
         return self.renderers[key]()
@@ -132,9 +164,9 @@ class _Page:
             ("epochs trained", len(self.rows) or None),
             ("training time", _seconds(self.results.get("fit_seconds"))),
         ]
-        scored = ("_acc", "map50", "coco_ap", "coco_ap50", "coco_ap75")
+        scored = ("_acc", "map50", "coco_ap", "coco_ap50", "coco_ap75", "_auc", "_eer", "_top1")
         facts += [(key.replace("_", " "), _number(v)) for key, v in self.results.items() if key.endswith(scored)]
-        if self.evaluation and self.task != "detect":
+        if self.evaluation and self.task not in TASK_SECTIONS:
             facts += [
                 ("evaluated on", f"{self.evaluation.get('title')} ({self.evaluation.get('images', 0):,} images)"),
                 (f"accuracy ({self._variant()})", _percent(self.evaluation.get("accuracy"))),
@@ -206,6 +238,46 @@ class _Page:
                   "COCO AP@0.75", "boxes"]  # fmt: skip
         title = html.escape(str(self.evaluation.get("title", "")))
         return f"<p>{title}</p>" + _table(header, rows) + f"<ul>{notes}</ul>"
+
+    def verification(self) -> str:
+        """An embedder's verification numbers (``evaluation.json``) and its ROC."""
+        v = self.evaluation.get("verification")
+        if not v:
+            return self.missing("evaluate")
+        chosen = v["threshold"]
+        rows = [
+            ["people / images", f"{self.evaluation['verification_people']} / {self.evaluation['verification_images']}"],
+            ["pairs same / different", f"{v['pairs']['genuine']:,} / {v['pairs']['impostor']:,}"],
+            ["ROC AUC", _number(v["auc"])],
+            ["equal error rate (EER)", _percent(v["eer"])],
+            *[[f"TAR at FAR {far}", _percent(at["tar"])] for far, at in v["tar_at_far"].items()],
+            [f"threshold ({chosen['chosen']})", _number(chosen["value"])],
+            ["TAR / FAR at the threshold", f"{_percent(chosen['tar'])} / {_percent(chosen['far'])}"],
+        ]
+        if v.get("siamese_head"):
+            head = v["siamese_head"]
+            rows.append(["siamese head: balanced pair accuracy", _percent(head["balanced_accuracy"])])
+        if v.get("kfold_accuracy"):
+            k = v["kfold_accuracy"]
+            rows.append(["10-fold pair accuracy (LFW protocol)", f"{_percent(k['mean'])} +- {_percent(k['std'])}"])
+        title = html.escape(str(self.evaluation.get("title", "")))
+        return f"<p>{title}</p>" + _table(["", ""], rows) + self.figure(Plot.ROC, "TAR against FAR", "evaluate")
+
+    def identification(self) -> str:
+        """Top-1 identification of training people's new photos and of new people by enrolment."""
+        found = self.evaluation.get("identification")
+        if not found:
+            return self.missing("evaluate")
+        rows = []
+        for key, value in found.items():
+            if "top1" in value:
+                what = f"training people: {value['probes']} held-out photos vs a gallery of {value['gallery']}"
+                rows.append([what, _percent(value["top1"])])
+            elif "accuracy" in value:
+                shots = key.split("_")[2]
+                rows.append([f"new people: {shots} enrolment photo(s) each, {value['probes']} probes",
+                             _percent(value["accuracy"])])  # fmt: skip
+        return _table(["identification", "top-1 accuracy"], rows)
 
     def calibration(self) -> str:
         if not self.evaluation:

@@ -1,10 +1,12 @@
-"""The FastAPI app: ``/predict``, ``/explain``, ``/segment``, ``/detect``, ``/health``, ``/model`` and the page ``/``.
+"""The FastAPI app: ``/predict``, ``/explain``, ``/segment``, ``/detect``, ``/verify``, ``/embed``, ``/health``,
+``/model`` and the page ``/``.
 
 Uploads are an image as the multipart field ``file`` (what the page sends) or as the raw body with an
-``image/*`` Content-Type (``curl --data-binary @cat.png -H 'Content-Type: image/png'``). Bodies over
-the limit get 413, anything that is not a readable image 400, all with ``{"detail": "..."}``; no
-request data is written to disk. Model work runs in the thread pool, so the event loop keeps
-answering while a request computes.
+``image/*`` Content-Type (``curl --data-binary @cat.png -H 'Content-Type: image/png'``); ``/verify`` takes
+two photos as the multipart fields ``first`` and ``second`` (``curl -F first=@a.jpg -F second=@b.jpg``), each
+up to the limit. Bodies over the limit get 413, anything that is not a readable image 400, a photo where no
+face is found 422, all with ``{"detail": "..."}``; no request data is written to disk. Model work runs in
+the thread pool, so the event loop keeps answering while a request computes.
 
 FastAPI is imported inside :func:`create_app`, so importing this module needs only the core packages.
 """
@@ -16,18 +18,35 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from PIL import Image
+import torch
+from PIL import Image, ImageOps
 
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, DataError, WeightsError
 from cnnlab.data.images import to_8bit
-from cnnlab.serve.model import ServedModel
-from cnnlab.serve.upload import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadRejected, decode_image, image_bytes, read_limited
+from cnnlab.serve.model import Face, ServedModel
+from cnnlab.serve.upload import (
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    UploadRejected,
+    decode_image,
+    decode_named,
+    form_files,
+    image_bytes,
+    read_limited,
+)
 
 VIEW_SIDE = 320  # the explanation picture is scaled up so its shorter side is at least this many pixels
 MAX_SEGMENT_SIDE = 1024  # larger images are scaled down before segmentation (bounded CPU time per request)
 PALETTE = np.array([[0, 114, 178], [230, 159, 0], [0, 158, 115], [204, 121, 167], [213, 94, 0], [86, 180, 233]])
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'"  # no inline code
+PHOTOS = ("first", "second")  # /verify's multipart fields
+FACES_PATTERN = "^(auto|detect|none)$"
+FACES_HELP = "auto: find the face (a small picture without one is taken whole); detect: a face is required; none: whole"
+NO_FACE_FIX = (
+    "send a photo with the face at least ~40 pixels wide and some background around it, "
+    "or faces=none for photos that are already face crops"
+)
 STATIC = {
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
@@ -47,6 +66,7 @@ def create_app(
         raise ConfigError("FastAPI is not installed", where="cnnlab serve", fix="pip install 'cnnlab[serve]'") from None
 
     card = served.card
+    a_task = f"{'an' if card.task[:1] in 'aeiou' else 'a'} {card.task}"  # "a classify", "an embed"
     app = FastAPI(title=f"cnnlab: {card.name}", version="1", docs_url="/docs", redoc_url=None)
     pages = {
         route: (files("cnnlab.serve").joinpath("static", name).read_bytes(), kind)
@@ -67,15 +87,35 @@ def create_app(
     async def bad_setting(request: Request, exc: ConfigError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def upload(request: Request) -> Image.Image:
+    @app.exception_handler(WeightsError)
+    async def no_weights(request: Request, exc: WeightsError) -> JSONResponse:  # the face weights, loaded on first use
+        return JSONResponse({"detail": f"{exc} (or send faces=none: no face weights needed)"}, status_code=503)
+
+    async def body(request: Request, limit: int) -> bytes:
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_upload_bytes:  # refuse before reading when the client says so
+        if length.isdigit() and int(length) > limit:  # refuse before reading when the client says so
             raise UploadRejected(
-                f"upload is larger than the limit of {max_upload_bytes:,} bytes", status=413, fix="send a smaller image"
+                f"upload is larger than the limit of {limit:,} bytes", status=413, fix="send a smaller image"
             )
-        body = await read_limited(request.stream(), max_upload_bytes)
-        data = image_bytes(body, request.headers.get("content-type", ""))
+        return await read_limited(request.stream(), limit)
+
+    async def upload(request: Request) -> Image.Image:
+        data = image_bytes(await body(request, max_upload_bytes), request.headers.get("content-type", ""))
         return await run_in_threadpool(decode_image, data, max_pixels)
+
+    async def photos(request: Request) -> list[Image.Image]:
+        """/verify's two photos, each up to the limit; a refusal names the photo."""
+        parts = form_files(
+            await body(request, len(PHOTOS) * max_upload_bytes), request.headers.get("content-type", ""), PHOTOS
+        )
+        for name, data in parts.items():
+            if len(data) > max_upload_bytes:
+                raise UploadRejected(
+                    f"the {name} photo is larger than the limit of {max_upload_bytes:,} bytes",
+                    status=413,
+                    fix="send a smaller image",
+                )
+        return [await run_in_threadpool(decode_named, parts[name], f"the {name} photo", max_pixels) for name in PHOTOS]
 
     def unavailable(endpoint: str, why: str, fix: str, status: int) -> JSONResponse:
         return JSONResponse({"detail": f"/{endpoint} is not available: {why}. Fix: {fix}"}, status_code=status)
@@ -94,7 +134,7 @@ def create_app(
     @app.post("/predict")
     async def predict(request: Request, top_k: int = Query(default_top_k, ge=1, le=1000)) -> Any:
         if "predict" not in served.routes:
-            why = f"'{card.name}' is a {card.task} model"
+            why = f"'{card.name}' is {a_task} model"
             return unavailable("predict", why, f"POST the image to {' or '.join('/' + r for r in served.routes)}", 404)
         image = await upload(request)
         start = time.perf_counter()
@@ -108,7 +148,7 @@ def create_app(
     async def explain(request: Request, target: str | None = Query(None, description="class name or index")) -> Any:
         if not served.can_explain:
             why = (
-                f"'{card.name}' is a {card.task} model"
+                f"'{card.name}' is {a_task} model"
                 if "explain" not in served.routes
                 else "Grad-CAM needs the PyTorch model's gradients, which an .onnx file does not carry"
             )
@@ -126,7 +166,7 @@ def create_app(
     @app.post("/segment")
     async def segment(request: Request, view: str = Query("mask", pattern="^(mask|overlay)$")) -> Any:
         if "segment" not in served.routes or served.segmenter is None:
-            why = f"'{card.name}' is a {card.task} model, and /segment needs a segmentation model"
+            why = f"'{card.name}' is {a_task} model, and /segment needs a segmentation model"
             return unavailable("segment", why, "serve a `cnnlab train --task segment` checkpoint", 404)
         image = await upload(request)
         png = await run_in_threadpool(_segment_png, served, image, view)
@@ -139,7 +179,7 @@ def create_app(
         score: float = Query(0.25, ge=0.0, le=1.0, description="keep boxes scoring at least this"),
     ) -> Any:
         if "detect" not in served.routes or served.detector is None:
-            why = f"'{card.name}' is a {card.task} model, and /detect needs a detector"
+            why = f"'{card.name}' is {a_task} model, and /detect needs a detector"
             return unavailable("detect", why, "serve a `cnnlab train --task detect` checkpoint", 404)
         image = await upload(request)
         started = time.perf_counter()
@@ -153,6 +193,35 @@ def create_app(
         boxes = [[round(v, 1) for v in box] for box in found["boxes"].tolist()]
         scores = [round(v, 4) for v in found["scores"].tolist()]
         return {"boxes": boxes, "labels": labels, "scores": scores, "elapsed_ms": elapsed}
+
+    def no_embedder(endpoint: str) -> JSONResponse:
+        why = f"'{card.name}' is {a_task} model, and /{endpoint} needs an embedder"
+        return unavailable(endpoint, why, "serve a `cnnlab train --task embed` run, or dlib_resnet29", 404)
+
+    @app.post("/verify")
+    async def verify(
+        request: Request,
+        faces: str = Query("auto", pattern=FACES_PATTERN, description=FACES_HELP),
+        threshold: float | None = Query(None, ge=0.0, description="same person at or below this distance"),
+    ) -> Any:
+        if not served.can_verify:
+            return no_embedder("verify")
+        images = await photos(request)
+        started = time.perf_counter()
+        limit = served.embedder.threshold if threshold is None else threshold  # type: ignore[union-attr]
+        answer = await run_in_threadpool(_verify, served, images, faces, limit)
+        return {"model": card.name, **answer, "elapsed_ms": round(1000 * (time.perf_counter() - started), 1)}
+
+    @app.post("/embed")
+    async def embed(request: Request, faces: str = Query("auto", pattern=FACES_PATTERN, description=FACES_HELP)) -> Any:
+        if not served.can_verify:
+            return no_embedder("embed")
+        image = await upload(request)
+        started = time.perf_counter()
+        chip, vector = await run_in_threadpool(_embed_one, served, image, faces, "the photo")
+        embedding = [round(v, 6) for v in vector.tolist()]
+        elapsed = round(1000 * (time.perf_counter() - started), 1)
+        return {"model": card.name, "embedding": embedding, **_face_json(chip), "elapsed_ms": elapsed}
 
     return app
 
@@ -201,6 +270,44 @@ def _segment_png(served: ServedModel, image: Image.Image, view: str) -> bytes:
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
     tint = PALETTE[mask % len(PALETTE)]  # (H, W, 3)
     return _png((0.6 * rgb + 0.4 * tint).astype(np.uint8))
+
+
+def _face(served: ServedModel, image: Image.Image, faces: str, name: str) -> Face:
+    """The face in one photo; the front-end finding none (its NoFaceFound, a DataError) is a 422 naming ``name``."""
+    try:
+        return served.face(_rgb(image), faces, name)
+    except DataError as exc:
+        raise UploadRejected(exc.what, status=422, fix=NO_FACE_FIX) from None
+
+
+def _embed_one(served: ServedModel, image: Image.Image, faces: str, name: str) -> tuple[Face, torch.Tensor]:
+    """One photo's face and its embedding ``(D,)``."""
+    chip = _face(served, image, faces, name)
+    return chip, served.embed([chip.pixels])[0]
+
+
+def _verify(served: ServedModel, images: list[Image.Image], faces: str, threshold: float) -> dict[str, Any]:
+    """Both photos' faces, the distance of their embeddings and the verdict at ``threshold``."""
+    chips = [_face(served, image, faces, f"the {name} photo") for image, name in zip(images, PHOTOS, strict=True)]
+    first, second = served.embed([chip.pixels for chip in chips])
+    distance = float((first - second).norm())
+    return {
+        "distance": round(distance, 4),
+        "threshold": round(threshold, 6),
+        "same": distance <= threshold,
+        "faces": faces,
+        **{name: _face_json(chip) for name, chip in zip(PHOTOS, chips, strict=True)},
+    }
+
+
+def _face_json(chip: Face) -> dict[str, Any]:
+    """What the front-end did with a photo: its note, and the face box in the photo's pixels (None: the whole)."""
+    return {"face": chip.note, "box": None if chip.box is None else [round(v, 1) for v in chip.box]}
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """A decoded upload as uint8 RGB ``(H, W, 3)``, turned upright as its EXIF says (as a browser shows it)."""
+    return np.asarray(to_8bit(ImageOps.exif_transpose(image), 3), dtype=np.uint8)
 
 
 def _png(pixels: np.ndarray) -> bytes:

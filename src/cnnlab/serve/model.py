@@ -1,11 +1,13 @@
-"""What the server runs: a classifier (onnxruntime or PyTorch) or a segmentation model, behind one object.
+"""What the server runs: a classifier (onnxruntime or PyTorch), a segmentation model, a detector or an
+embedder (face verification), behind one object.
 
-:func:`load_served` takes a ``cnnlab train`` checkpoint / run folder, or an exported ``.onnx`` with
-its card. A classifier checkpoint is served with onnxruntime by default (exported in memory and
-verified against PyTorch at start-up, the faster path at batch 1) and keeps its PyTorch model for
-Grad-CAM; an ``.onnx`` file alone cannot explain (no gradients). Thread safety: onnxruntime sessions
-may run concurrently; every use of the PyTorch model holds one lock, because Grad-CAM hooks a layer
-of the shared model and must not see another request's forward pass.
+:func:`load_served` takes a ``cnnlab train`` checkpoint / run folder, an exported ``.onnx`` with its card,
+or a pretrained model's name (``dlib_resnet29``). A classifier checkpoint is served with onnxruntime by
+default (exported in memory and verified against PyTorch at start-up, the faster path at batch 1) and keeps
+its PyTorch model for Grad-CAM; an ``.onnx`` file alone cannot explain (no gradients). Thread safety:
+onnxruntime sessions may run concurrently; every use of the PyTorch model holds one lock, because Grad-CAM
+hooks a layer of the shared model and must not see another request's forward pass (and an embedder's face
+front-end loads its weights once, under the same lock).
 
 >>> import torch
 >>> from cnnlab.export import ModelCard
@@ -15,13 +17,25 @@ of the shared model and must not see another request's forward pass.
 >>> probs = served.predict(torch.zeros(1, 1, 28, 28).numpy())
 >>> probs.shape, round(float(probs.sum()), 5), served.runtime, served.can_explain
 ((1, 2), 1.0, 'torch', True)
+
+An embedder (``cnnlab.tasks.embed.Embedder``) answers ``/verify``: the face of each photo, then its embedding.
+
+>>> from cnnlab.models.embed.head import EmbeddingNet
+>>> from cnnlab.tasks.embed import Embedder
+>>> net = EmbeddingNet(create_model("lenet5", num_classes=2, in_chans=1), dim=8).eval()
+>>> toy = Embedder(net, input_size=(1, 32, 32), mean=(0.5,), std=(0.25,), threshold=0.9, name="toy")
+>>> served = ServedModel(replace(card, name="toy", classes=(), task="embed"), embedder=toy)
+>>> face = served.face(np.zeros((40, 30, 3), np.uint8), faces="none", name="the photo")
+>>> face.note, face.box, tuple(served.embed([face.pixels]).shape), served.can_verify, served.embedding_dim
+('the whole picture used as the face (faces: none)', None, (1, 8), True, 8)
 """
 
 from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +59,23 @@ if TYPE_CHECKING:
 
 RUNTIMES = ("auto", "onnx", "torch")
 CHECKPOINT_FIX = "pass a run folder (runs/<task>/<name>-<n>) or a checkpoint .pt written by `cnnlab train`"
+FACES = "each photo's face is found, cropped and aligned first (query faces=auto|detect|none)"
+WHOLE = "the whole picture used as the face (faces: none)"
+
+
+@dataclass(frozen=True)
+class Face:
+    """The face an embedder sees in a photo: uint8 RGB ``pixels``, what the front-end did (``note``) and the face
+    ``box`` (x1, y1, x2, y2) in the photo's pixels (None: the whole picture)."""
+
+    pixels: np.ndarray
+    note: str
+    box: tuple[float, float, float, float] | None = None
 
 
 class ServedModel:
     """A model ready for requests: ``predict`` (classifiers), ``explain`` (PyTorch classifiers), ``segment``,
-    ``detect``."""
+    ``detect``, ``face`` and ``embed`` (embedders)."""
 
     def __init__(
         self,
@@ -59,6 +85,7 @@ class ServedModel:
         torch_model: nn.Module | None = None,
         segmenter: Any = None,
         detector: Any = None,
+        embedder: Any = None,
         routes: tuple[str, ...] | None = None,
     ) -> None:
         self.card = card
@@ -67,6 +94,7 @@ class ServedModel:
         self.torch_model = torch_model
         self.segmenter = segmenter  # cnnlab.tasks.segment.SegmentationModel or None
         self.detector = detector  # cnnlab.tasks.detect.Detector or None
+        self.embedder = embedder  # cnnlab.tasks.embed.Embedder or None
         self._lock = threading.Lock()
 
     @property
@@ -111,9 +139,35 @@ class ServedModel:
         with self._lock:
             return self.detector.detect_pixels(pixels, score_threshold)
 
+    @property
+    def can_verify(self) -> bool:
+        """``/verify`` and ``/embed`` need an embedder."""
+        return self.embedder is not None and "verify" in self.routes
+
+    def face(self, pixels: np.ndarray, faces: str, name: str) -> Face:
+        """The face the embedder sees in one uint8 RGB photo ``(H, W, 3)``: found, cropped and aligned by the
+        embedder's front-end (``faces`` = ``auto`` / ``detect``; its weights load on the first photo that needs
+        them), or the whole picture (``none``). No face found is the front-end's DataError naming ``name``."""
+        if faces == "none":
+            return Face(pixels, WHOLE)
+        with self._lock:
+            chip = self.embedder.front_end().chip(pixels, mode=faces, name=name)
+        return Face(chip.pixels, chip.note, None if chip.box is None else tuple(float(v) for v in chip.box))
+
+    def embed(self, pictures: list[np.ndarray]) -> torch.Tensor:
+        """Embeddings ``(N, D)`` of uint8 pictures (face crops) of any sizes."""
+        with self._lock:
+            return self.embedder.embed_arrays(pictures)
+
+    @cached_property
+    def embedding_dim(self) -> int:
+        """The length of the embedder's vectors (one forward pass of a black picture, the first time)."""
+        channels, height, width = self.embedder.input_size
+        return int(self.embed([np.zeros((height, width, channels), np.uint8)]).shape[1])
+
     def info(self) -> dict[str, Any]:
-        """What ``GET /model`` answers: the card plus how this server runs it."""
-        return {
+        """What ``GET /model`` answers: the card plus how this server runs it (and an embedder's threshold)."""
+        info = {
             **self.card.to_dict(),
             "runtime": self.runtime,
             "endpoints": {
@@ -121,7 +175,32 @@ class ServedModel:
                 "explain": self.can_explain,
                 "segment": "segment" in self.routes and self.segmenter is not None,
                 "detect": "detect" in self.routes and self.detector is not None,
+                "verify": self.can_verify,
+                "embed": self.can_verify,
             },
+        }
+        if self.can_verify:
+            info |= self._embedder_info(info["preprocessing"])
+        return info
+
+    def _embedder_info(self, preprocessing: dict[str, Any]) -> dict[str, Any]:
+        """What an embedder adds to ``/model``: its name, threshold, output and how a photo becomes its input."""
+        embedder = self.embedder
+        _, height, width = embedder.input_size
+        fit = {"method": embedder.fit, "size": [height, width]}
+        if embedder.prepare is not None:  # the model's own preparation (dlib's face chip) replaces fit and mean/std
+            preprocessing = {"faces": FACES, "prepare": embedder.prepare.__name__}
+        else:
+            preprocessing = {"faces": FACES, **preprocessing, "fit": fit}
+        return {
+            "embedder": embedder.name,
+            "threshold": round(embedder.threshold, 6),
+            "output": {
+                "name": "embedding",
+                "shape": ["batch", self.embedding_dim],
+                "apply": "Euclidean distance between two photos' embeddings: at most the threshold is the same person",
+            },
+            "preprocessing": preprocessing,
         }
 
     def _torch(self) -> nn.Module:
@@ -131,7 +210,8 @@ class ServedModel:
 
 
 def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
-    """Load what ``cnnlab serve`` serves: an exported ``.onnx`` (with its card), or a checkpoint / run folder.
+    """Load what ``cnnlab serve`` serves: an exported ``.onnx`` (with its card), a checkpoint / run folder, or a
+    pretrained model's name (a task's ``pretrained``, e.g. ``dlib_resnet29``).
 
     ``runtime`` for a classifier checkpoint: ``onnx`` (export in memory, verify, run with onnxruntime),
     ``torch`` (eager PyTorch), or ``auto`` (``onnx`` when onnxruntime and onnxscript are installed).
@@ -145,6 +225,8 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
         session = onnx_session(path)  # first: a file that is no model is the problem, not its missing card
         return ServedModel(load_card(path), session=session)
     task, predictor = load_trained(path)
+    if task.routes == ("verify",):
+        return ServedModel(_embedder_card(predictor, task.name), embedder=predictor, routes=task.routes)
     if task.routes == ("segment",):
         card = ModelCard(
             name=type(predictor.model).__name__,
@@ -171,7 +253,8 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
 def load_trained(target: str | Path) -> tuple[Task, Any]:
     """The :class:`cnnlab.tasks.Task` that wrote ``target`` and its loaded predictor (``Task.load``).
 
-    ``target`` is a run folder (its ``checkpoints/best.pt`` is loaded) or a checkpoint ``.pt``. What
+    ``target`` is a run folder (its ``checkpoints/best.pt`` is loaded), a checkpoint ``.pt``, or a pretrained
+    model's name that is not a path here (a task's ``pretrained``: ``dlib_resnet29``). What
     ``cnnlab serve`` and ``cnnlab export`` load: every way the path can be wrong (missing, a folder without
     ``checkpoints/best.pt``, an empty or damaged file) is one error line naming it, with a fix for them.
 
@@ -181,9 +264,12 @@ def load_trained(target: str | Path) -> tuple[Task, Any]:
     ...
     cnnlab.core.errors.ConfigError: not a run folder: it has no checkpoints/best.pt [...]. Fix: pass a run folder ...
     """
-    from cnnlab.tasks import task_of
+    from cnnlab.tasks import TASKS, task_of
     from cnnlab.tasks.base import checkpoint_of
 
+    if not Path(target).exists() and any(str(target) in TASKS.get(name).pretrained for name in TASKS.names()):
+        task = task_of(str(target))
+        return task, task.load(str(target))
     target = Path(target)
     checkpoint = checkpoint_of(target)
     if target.is_dir() and not checkpoint.is_file():
@@ -208,6 +294,20 @@ def _no_best(folder: Path) -> CnnlabError:
         else "wait for the first epoch to end if it is still training, else train again"
     )
     return RunDirError("the run has no checkpoints/best.pt yet", where=str(folder), fix=fix)
+
+
+def _embedder_card(embedder: Any, task: str) -> ModelCard:
+    """The card of an embedder: its name, input and normalisation; ``classes`` = the people it was trained on
+    (none for a pretrained one)."""
+    people = embedder.meta.get("classes") or ()
+    return ModelCard(
+        name=embedder.name,
+        classes=tuple(str(person) for person in people),
+        input_size=embedder.input_size,
+        mean=embedder.mean,
+        std=embedder.std,
+        task=task,
+    )
 
 
 def _verified_session(model: nn.Module, card: ModelCard) -> Any:

@@ -1,4 +1,5 @@
-"""Uploads, in memory only: a bounded body, the image part of a multipart form, and a guarded decode.
+"""Uploads, in memory only: a bounded body, the image part (or named file parts) of a multipart form, and a
+guarded decode.
 
 Nothing here touches the file system: the body is read into memory up to a byte limit (then refused
 with 413), multipart parts are collected by callbacks (python-multipart's parser, not Starlette's
@@ -21,7 +22,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
@@ -120,7 +121,60 @@ def _too_large(size: str, max_pixels: int) -> UploadRejected:
     )
 
 
+def form_files(body: bytes, content_type: str, names: Sequence[str]) -> dict[str, bytes]:
+    r"""The file parts named ``names`` of a ``multipart/form-data`` body (``/verify``'s two photos), each required
+    and non-empty: a missing or empty one is refused (400) naming it.
+
+    >>> form = (
+    ...     b"--B\r\nContent-Disposition: form-data; name=\"first\"; filename=\"a.png\"\r\n\r\nAAA\r\n"
+    ...     b"--B\r\nContent-Disposition: form-data; name=\"second\"; filename=\"b.png\"\r\n\r\nBB\r\n--B--\r\n"
+    ... )
+    >>> form_files(form, "multipart/form-data; boundary=B", ["first", "second"])
+    {'first': b'AAA', 'second': b'BB'}
+    >>> form_files(form, "multipart/form-data; boundary=B", ["first", "third"])
+    Traceback (most recent call last):
+    ...
+    cnnlab.serve.upload.UploadRejected: the form has no file 'third' [upload]. Fix: send the files ...
+    """
+    fields = " and ".join(f"'{name}'" for name in names)
+    fix = f"send the files {fields} as multipart/form-data fields"
+    kind = content_type.split(";")[0].strip().lower()
+    if kind != "multipart/form-data":
+        raise UploadRejected(f"unsupported Content-Type '{kind or 'none'}'", fix=fix)
+    found = {
+        options.get(b"name", b"").decode("utf-8", "replace"): data for options, data in _form_parts(body, content_type)
+    }
+    for name in names:
+        if name not in found:
+            raise UploadRejected(f"the form has no file '{name}'", fix=fix)
+        if not found[name]:
+            raise UploadRejected(f"the file '{name}' is empty (0 bytes)", fix=f"pick an image file for '{name}'")
+    return {name: found[name] for name in names}
+
+
+def decode_named(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """:func:`decode_image`, its refusals saying which upload they are about (``name``, e.g. "the second photo").
+
+    >>> decode_named(b"not an image", "the second photo")
+    Traceback (most recent call last):
+    ...
+    cnnlab.serve.upload.UploadRejected: the second photo: not an image Pillow can read (PNG, JPEG, BMP, ...
+    """
+    try:
+        return decode_image(data, max_pixels)
+    except UploadRejected as exc:
+        raise UploadRejected(f"{name}: {exc.what}", status=exc.status, fix=exc.fix) from None
+
+
 def _file_part(body: bytes, content_type: str) -> bytes:
+    for disposition, data in _form_parts(body, content_type):
+        if disposition.get(b"name") == FIELD.encode() or b"filename" in disposition:
+            return data
+    raise UploadRejected(f"the form has no file part (field '{FIELD}')", fix=f"send the image in the field '{FIELD}'")
+
+
+def _form_parts(body: bytes, content_type: str) -> list[tuple[dict[bytes, bytes], bytes]]:
+    """Each part of a multipart form: its Content-Disposition options (``name``, ``filename``) and its bytes."""
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, options = parse_options_header(content_type)
@@ -161,8 +215,4 @@ def _file_part(body: bytes, content_type: str) -> bytes:
         raise UploadRejected(
             f"malformed multipart form ({type(exc).__name__})", fix="send a well-formed form"
         ) from None
-    for headers, data in parts:
-        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
-        if disposition.get(b"name") == FIELD.encode() or b"filename" in disposition:
-            return bytes(data)
-    raise UploadRejected(f"the form has no file part (field '{FIELD}')", fix=f"send the image in the field '{FIELD}'")
+    return [(parse_options_header(headers.get(b"content-disposition", b""))[1], bytes(data)) for headers, data in parts]

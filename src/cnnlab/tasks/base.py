@@ -11,11 +11,11 @@ without being told.
 
 >>> from cnnlab.tasks import TASKS
 >>> TASKS.names()
-['classify', 'detect', 'segment']
->>> TASKS.get("segmnt")
+['classify', 'detect', 'embed', 'segment']
+>>> TASKS.get("segmnt")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'? [known: classify, detect, segment]
+cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'? [known: classify, detect, ...]
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class Task:
     distributed: bool = False
     options: dict[str, str] = field(default_factory=dict)  # task-only CLI option -> "section.field" it sets
     evaluate: EvaluateFn | None = None  # `cnnlab evaluate RUN` for this task (None: the classifier's evaluation)
+    pretrained: tuple[str, ...] = ()  # model names `load` and `evaluate` take in place of a run (dlib_resnet29)
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -106,6 +107,9 @@ def checkpoint_of(target: Path) -> Path:
 def task_of(target: str | Path) -> Task:
     """The task that wrote a run folder or checkpoint: its run's ``config.yaml`` says, else the checkpoint's
     own ``task`` or ``config.task``; round-1 classifier checkpoints say nothing and are ``classify``."""
+    for name in TASKS.names():
+        if str(target) in TASKS.get(name).pretrained and not Path(target).exists():
+            return TASKS.get(name)
     target = Path(target)
     folder = run_folder_of(target)
     name = config_task(folder / "config.yaml") if folder is not None else None

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.core.errors import ConfigError, WeightsError
-from cnnlab.models.weights import read_state_dict, sha256_file, weights_dirs
+from cnnlab.models.weights import find_face_weights, read_state_dict, sha256_file
 
 WINDOW = 12
 """The side of the crops P-Net was trained on: one output per 12x12 window."""
@@ -70,7 +70,7 @@ def load_pnet(path: str | Path | None = None) -> PNet:
     ...
     cnnlab.core.errors.WeightsError: P-Net weights not found [/nowhere/pnet.pt]...
     """
-    file = Path(path).expanduser() if path is not None else _find_pnet()
+    file = Path(path).expanduser() if path is not None else find_face_weights(PNET_FILE)
     if not file.is_file():
         raise WeightsError(
             "P-Net weights not found",
@@ -97,18 +97,6 @@ def load_pnet(path: str | Path | None = None) -> PNet:
         )
     net.load_state_dict(state, strict=True)
     return net.eval()
-
-
-def _find_pnet() -> Path:
-    dirs = weights_dirs()
-    for folder in dirs:
-        if (folder / PNET_FILE).is_file():
-            return folder / PNET_FILE
-    raise WeightsError(
-        f"{PNET_FILE} not found",
-        where="searched " + ", ".join(str(d) for d in dirs),
-        fix="pass its path (e.g. ../shared/data/face-models/pnet.pt) or put it in one of those folders",
-    )
 
 
 def to_pnet_input(image: np.ndarray) -> torch.Tensor:

@@ -1,9 +1,12 @@
 // The cnnlab page: send the dropped or picked image to the API, draw the top classes as bars and
-// show the Grad-CAM overlay (classifiers), the mask overlay (segmentation models) or the boxes (detectors).
+// show the Grad-CAM overlay (classifiers), the mask overlay (segmentation models) or the boxes (detectors);
+// for an embedder, compare two photos with /verify and show the verdict, the distance against the threshold
+// and each photo's face.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let model = null;
+const photos = { first: null, second: null }; // the embedder's two photos (File objects)
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -19,12 +22,22 @@ async function errorText(response) {
   }
 }
 
-async function post(path, file) {
-  const form = new FormData();
-  form.append("file", file, file.name || "upload");
+async function send(path, form) {
   const response = await fetch(path, { method: "POST", body: form });
   if (!response.ok) throw new Error(await errorText(response));
   return response;
+}
+
+async function post(path, file) {
+  const form = new FormData();
+  form.append("file", file, file.name || "upload");
+  return send(path, form);
+}
+
+function isImage(file) {
+  if (!file.type || file.type.startsWith("image/")) return true;
+  setStatus(`"${file.name}" is not an image; pick a PNG, JPEG, BMP, GIF or WebP file.`, true);
+  return false;
 }
 
 function showBars(top) {
@@ -64,11 +77,7 @@ function showImage(element, blob) {
 }
 
 async function handle(file) {
-  if (!file) return;
-  if (file.type && !file.type.startsWith("image/")) {
-    setStatus(`"${file.name}" is not an image; pick a PNG, JPEG, BMP, GIF or WebP file.`, true);
-    return;
-  }
+  if (!file || !isImage(file)) return;
   showImage($("preview"), file);
   $("overlay").hidden = true;
   $("overlay-note").textContent = "";
@@ -108,11 +117,90 @@ async function handle(file) {
   }
 }
 
+function pickPhoto(slot, file) {
+  if (!file || !isImage(file)) return;
+  photos[slot] = file;
+  showImage($(`preview-${slot}`), file);
+  $(`box-${slot}`).hidden = true;
+  $(`note-${slot}`).textContent = "";
+  $("verdict").hidden = true;
+  const ready = photos.first && photos.second;
+  $("compare").disabled = !ready;
+  setStatus(ready ? "Ready: press Compare." : `Now the ${photos.first ? "second" : "first"} photo.`);
+}
+
+function showFaceBox(slot, box) {
+  const image = $(`preview-${slot}`);
+  const frame = $(`box-${slot}`);
+  frame.hidden = !box || !image.naturalWidth;
+  if (frame.hidden) return;
+  const [x1, y1, x2, y2] = box; // the photo's pixels: as percentages of the shown picture
+  const w = image.naturalWidth;
+  const h = image.naturalHeight;
+  frame.style.left = `${(100 * Math.max(0, x1)) / w}%`;
+  frame.style.top = `${(100 * Math.max(0, y1)) / h}%`;
+  frame.style.width = `${(100 * (Math.min(w, x2) - Math.max(0, x1))) / w}%`;
+  frame.style.height = `${(100 * (Math.min(h, y2) - Math.max(0, y1))) / h}%`;
+}
+
+function showVerdict(result) {
+  const { distance, threshold, same } = result;
+  $("verdict").hidden = false;
+  $("verdict").classList.toggle("same", same);
+  $("verdict").classList.toggle("different", !same);
+  $("verdict-text").textContent = same ? "Same person" : "Different people";
+  const top = Math.max(2 * threshold, 1.1 * distance) || 1; // the threshold mid-scale unless the distance is beyond
+  $("distance-fill").style.width = `${Math.min(100, (100 * distance) / top)}%`;
+  $("threshold-mark").style.left = `${Math.min(100, (100 * threshold) / top)}%`;
+  const bar = $("distance-bar");
+  bar.setAttribute("aria-valuenow", String(distance));
+  bar.setAttribute("aria-valuemax", top.toFixed(4));
+  const compare = same ? "at or below" : "above";
+  $("verdict-detail").textContent = `Distance ${distance.toFixed(4)}, ${compare} the threshold ${threshold.toFixed(4)}.`;
+  for (const slot of ["first", "second"]) {
+    $(`note-${slot}`).textContent = result[slot].face; // textContent: server text is never parsed as HTML
+    showFaceBox(slot, result[slot].box);
+  }
+  setStatus(`Compared in ${result.elapsed_ms} ms (faces: ${result.faces}).`);
+}
+
+async function compare() {
+  if (!photos.first || !photos.second) return;
+  const form = new FormData();
+  for (const slot of ["first", "second"]) form.append(slot, photos[slot], photos[slot].name || slot);
+  $("compare").disabled = true;
+  $("verdict").hidden = true;
+  setStatus("Comparing…");
+  try {
+    const response = await send(`/verify?faces=${encodeURIComponent($("faces").value)}`, form);
+    showVerdict(await response.json());
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    $("compare").disabled = false;
+  }
+}
+
+function showEmbedder() {
+  const [, c, h, w] = model.input.shape;
+  const people = model.classes.length ? `, trained on ${model.classes.length} people` : "";
+  const threshold = `same person at distance ≤ ${Number(model.threshold).toFixed(4)}`;
+  $("model-info").textContent = `${model.name}: face verification (${threshold})${people}, input ${c}×${h}×${w}`;
+  $("drop").hidden = true;
+  $("results").hidden = true;
+  $("verify").hidden = false;
+  setStatus("Pick two photos, then press Compare.");
+}
+
 async function loadModel() {
   try {
     const response = await fetch("/model");
     if (!response.ok) throw new Error(await errorText(response));
     model = await response.json();
+    if (model.task === "embed") {
+      showEmbedder();
+      return;
+    }
     const [, c, h, w] = model.input.shape;
     const what = model.task === "classify" ? `${model.classes.length} classes` : `${model.task}, ${model.classes.length} classes`;
     $("model-info").textContent = `${model.name}: ${what}, input ${c}×${h}×${w}, runtime ${model.runtime}`;
@@ -129,19 +217,24 @@ async function loadModel() {
   }
 }
 
-const drop = $("drop");
-$("file").addEventListener("change", (event) => handle(event.target.files[0]));
-drop.addEventListener("dragover", (event) => {
-  event.preventDefault();
-  drop.classList.add("over");
-});
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
-  event.preventDefault();
-  drop.classList.remove("over");
-  handle(event.dataTransfer.files[0]);
-});
-drop.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" || event.key === " ") $("file").click();
-});
+function dropZone(zone, input, onFile) {
+  input.addEventListener("change", (event) => onFile(event.target.files[0]));
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    onFile(event.dataTransfer.files[0]);
+  });
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") input.click();
+  });
+}
+
+dropZone($("drop"), $("file"), handle);
+for (const slot of ["first", "second"]) dropZone($(`drop-${slot}`), $(`file-${slot}`), (file) => pickPhoto(slot, file));
+$("compare").addEventListener("click", compare);
 loadModel();

@@ -17,7 +17,6 @@ Weights: ``tiny_face_detector_yolo5anchors_faceapi.pth`` (MIT, converted from th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +34,7 @@ from cnnlab.models.detect.tiny_yolov2 import (
     TinyYoloV2,
     load_tiny_yolov2,
 )
-from cnnlab.models.weights import weights_dirs
+from cnnlab.models.weights import find_face_weights
 from cnnlab.tasks.detect.boxes import box_area, convert
 from cnnlab.tasks.detect.course import yolo_eval, yolo_head
 
@@ -51,31 +50,10 @@ class Face(NamedTuple):
     score: float
 
 
-def weight_folders() -> list[Path]:
-    """Folders searched for the face weights, in order: ``$CNNLAB_WEIGHTS`` folders, ``~/.cache/cnnlab/weights``,
-    then the ``face-models`` folder of ``$CNNLAB_SHARED_DATA`` and of ``../shared/data`` (from the working
-    directory, where the repository's commands run).
-
-    >>> weight_folders()[-1].as_posix()
-    '../shared/data/face-models'
-    """
-    shared = [Path(p).expanduser() for p in (os.environ.get("CNNLAB_SHARED_DATA"), "../shared/data") if p]
-    return [*weights_dirs(), *(root / "face-models" for root in shared)]
-
-
 def find_weights() -> Path:
-    """The face weights file in the first of :func:`weight_folders` that has it; a :class:`WeightsError`
-    listing every folder looked at when none has it. Nothing is downloaded."""
-    places = weight_folders()
-    for folder in places:
-        if (folder / FILE_NAME).is_file():
-            return folder / FILE_NAME
-    raise WeightsError(
-        f"{FILE_NAME} not found in " + ", ".join(str(p) for p in places),
-        where="face detector weights",
-        fix="pass its path (--weights / FaceDetector.load(path)), or put it in a folder of $CNNLAB_WEIGHTS; "
-        "it is in shared/data/face-models (set CNNLAB_SHARED_DATA)",
-    )
+    """The face detector's weights file in the first of :func:`~cnnlab.models.weights.face_weight_folders`
+    that has it; a :class:`WeightsError` listing every folder looked at when none has it."""
+    return find_face_weights(FILE_NAME)
 
 
 def as_rgb_image(image: np.ndarray | torch.Tensor | str | Path) -> np.ndarray:

@@ -1,0 +1,258 @@
+"""An embedding run from settings to run folder: a folder of people -> an embedder trained with a mined
+triplet loss -> verification and identification scores, a calibrated threshold stored with the model.
+
+``cnnlab train --task embed --data PEOPLE`` (``PEOPLE/<person>/<image>``) calls :func:`run_embedding`. The
+split is by person for verification (``data.val_fraction`` of the people are never trained on: the ROC,
+EER and threshold come from their pairs) and by image for identification (``embed.probe_fraction`` of each
+training person's images are held out and identified against the rest). What the user does not set is
+chosen from the data and said in the log: the input size, the epochs, the augmentation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from cnnlab.core.config import from_dict, replace, save_yaml, to_dict
+from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint, save_checkpoint
+from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
+from cnnlab.data.datasets import Dataset, load_image_folder
+from cnnlab.data.images import image_info, is_image_file
+from cnnlab.data.loader import TensorLoader
+from cnnlab.data.presets import PRESETS
+from cnnlab.models import create_model, input_options, model_entry
+from cnnlab.models.embed.head import EmbeddingNet
+from cnnlab.report.html import write_report
+from cnnlab.tasks.config import channel_stats, eval_transform
+from cnnlab.tasks.embed.config import DEFAULT_SIDE, EmbedRunConfig
+from cnnlab.tasks.embed.embedder import Embedder
+from cnnlab.tasks.embed.evaluate import write_embedding_evaluation
+from cnnlab.tasks.embed.people import PeopleSplit, split_people
+from cnnlab.tasks.embed.sampler import PeopleBatches, trainable_people
+from cnnlab.tasks.embed.trainer import EmbeddingTrainer
+from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+
+PRESENTATIONS = 6000
+"""Image presentations a default run aims at (ORL's 150 training images: 40 epochs)."""
+
+
+def default_epochs(train_images: int) -> int:
+    """About :data:`PRESENTATIONS` images seen, 10..60 epochs.
+
+    >>> default_epochs(150), default_epochs(20), default_epochs(10_000)
+    (40, 60, 10)
+    """
+    return int(min(60, max(10, round(PRESENTATIONS / max(train_images, 1)))))
+
+
+def input_side(source: Path, given: int | None) -> tuple[int, str]:
+    """The square input side and why: ``given``, else the images' median shorter side (read from up to 200
+    file headers) capped at :data:`DEFAULT_SIDE`, a multiple of 8."""
+    if given:
+        return given, f"input {given}x{given} (--img-size)"
+    files = [f for f in sorted(source.rglob("*")) if is_image_file(f)][:: max(1, len(list(source.rglob("*"))) // 200)]
+    sides = []
+    for file in files[:200]:
+        with contextlib.suppress(DataError):  # unreadable files are reported when the images are decoded
+            sides.append(min(image_info(file)[0]))
+    median = sorted(sides)[len(sides) // 2] if sides else DEFAULT_SIDE
+    side = max(16, min(DEFAULT_SIDE, round(median / 8) * 8))
+    return side, f"input {side}x{side}: the faces' median shorter side is {median} px, capped at {DEFAULT_SIDE}"
+
+
+def load_people(config: EmbedRunConfig | dict[str, Any]) -> tuple[Dataset, PeopleSplit, list[str]]:
+    """The people folder decoded at the run's input size, its split, and the log lines saying what was chosen."""
+    if isinstance(config, dict):
+        config = from_dict(EmbedRunConfig, config)
+    source = Path(config.data.source) if config.data.source else None
+    if source is None or not source.is_dir():
+        raise ConfigError(
+            "an embedder trains on a folder of people" + (f": {source} is not a folder" if source else ""),
+            where="--data",
+            fix="cnnlab train --task embed --data PEOPLE, where PEOPLE/<person>/ holds that person's images",
+        )
+    side, why = input_side(source, config.data.img_size)
+    data = load_image_folder(source, size=side, fit=config.data.fit, strict=config.data.strict)
+    split = split_people(data.targets, config.data.val_fraction, config.embed.probe_fraction, config.train.seed)
+    return data, split, [why, split.describe(data.classes)]
+
+
+def train_transform(config: EmbedRunConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> Compose:
+    """``aug: auto``: mirror, rotate up to 10 degrees, zoom 0.9..1.1, shift 5%, brightness/contrast 0.2."""
+    if config.data.aug != "auto":
+        steps = PRESETS.get(config.data.aug)(None).transforms
+    else:
+        steps = [
+            HorizontalFlip(),
+            RandomAffine(degrees=10, zoom=(0.9, 1.1), translate=(0.05, 0.05)),
+            ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    return Compose([*steps, Rescale(), Normalize(mean, std)])
+
+
+def check_backbone(name: str) -> None:
+    """Refuse a model that cannot be an embedding backbone (before any data is read or folder made)."""
+    entry = model_entry(name)
+    if entry.task == "embed":
+        raise ConfigError(
+            f"{name} is a pretrained embedder: use it as it is",
+            where="--model",
+            fix=f"cnnlab evaluate {name} --data PEOPLE, or cnnlab verify a.jpg b.jpg --model {name}; "
+            "to train, pick a zoo backbone (default resnet9_w16)",
+        )
+    if entry.task != "classify":
+        raise ConfigError(
+            f"'{name}' is a {entry.task} model", where="--model", fix="use a classifier backbone: cnnlab models"
+        )
+
+
+def build_model(config: EmbedRunConfig, input_size: tuple[int, int, int]) -> tuple[EmbeddingNet, dict[str, Any]]:
+    """The embedding net on the configured zoo backbone, and the options that rebuild it from a checkpoint."""
+    name = config.model.name
+    check_backbone(name)
+    options: dict[str, Any] = dict(input_options(name, input_size))
+    backbone = create_model(name, num_classes=2, in_chans=input_size[0], weights=config.model.weights, **options)
+    net = EmbeddingNet(backbone, dim=config.embed.dim, dropout=config.embed.dropout)
+    return net, options | {"dim": config.embed.dim, "dropout": config.embed.dropout}
+
+
+def run_embedding(
+    config: EmbedRunConfig,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) an embedder; returns the held-out scores (also in ``results.json``)."""
+    console = console or Console()
+    check_backbone(config.model.name)
+    data, split, chosen = load_people(config)  # bad data stops here, before a run folder exists
+    input_options(config.model.name, tuple(data.images.shape[1:]))  # a size the backbone cannot take stops here
+    usable, lone = trainable_people(data.targets[split.train])
+    if int(usable.sum()) < 4 or len(torch.unique(data.targets[split.train][usable])) < 2:
+        raise DataError(
+            "too few training people with 2+ images for triplet training",
+            where=config.data.source,
+            fix="add people (at least 2 training people with 2 images each besides the held-out ones), "
+            "or hold out fewer with --val-fraction",
+        )
+    run = (
+        RunDir.open(resume)
+        if resume is not None
+        else RunDir.create(runs_dir, "embed", config.name or config.model.name)
+    )
+    with run.lock():
+        return _train(config, run, resume is not None, data, split, chosen, lone, console)
+
+
+def _train(
+    config: EmbedRunConfig,
+    run: RunDir,
+    resume: bool,
+    data: Dataset,
+    split: PeopleSplit,
+    chosen: list[str],
+    lone: list[int],
+    console: Console,
+) -> dict[str, Any]:
+    cfg, emb = config.train, config.embed
+    checkpoint = run.resume_checkpoint() if resume else None
+    train_rows = split.train[trainable_people(data.targets[split.train])[0]]
+    epochs = cfg.epochs or default_epochs(len(train_rows))
+    config = replace(config, train=replace(cfg, epochs=epochs))
+    save_yaml(config, run.config)
+    for problem in data.problems:
+        run.log(f"{problem.path}: {problem.message}")
+    for person in lone:
+        run.log(f"warning: {data.classes[person]} has one training image: left out of triplet mining")
+    images = data.images[train_rows]
+    input_size = (images.shape[1], images.shape[2], images.shape[3])
+    mean, std = channel_stats(images)
+    torch.manual_seed(cfg.seed)
+    model, options = build_model(config, input_size)
+    chosen += [
+        f"{epochs} epochs{' (chosen from the number of training images)' if not cfg.epochs else ''}",
+        f"{emb.mining} triplet mining, margin {emb.margin}, batches of {emb.people_per_batch} people x "
+        f"{emb.images_per_person} images, {emb.dim}-D L2-normalised embedding on {config.model.name}",
+        "augmentation: " + ("mirror, rotate 10 deg, zoom 0.9-1.1, shift 5%, brightness/contrast 0.2"
+                            if config.data.aug == "auto" else config.data.aug),
+    ]  # fmt: skip
+    for line in chosen:
+        run.log(line)
+    meta = {
+        "config": to_dict(config),
+        "task": "embed",
+        "classes": data.classes,
+        "mean": list(mean),
+        "std": list(std),
+        "input_size": list(input_size),
+        "model_name": config.model.name,
+        "model_options": options,
+        "fit": config.data.fit,
+        "held_people": [data.classes[p] for p in split.held_people],
+    }
+    loader = PeopleBatches(
+        images,
+        data.targets[train_rows],
+        emb.people_per_batch,
+        emb.images_per_person,
+        cfg.seed,
+        train_transform(config, mean, std),
+    )
+    val = None
+    if len(split.held_people) >= 2:
+        held = data.images[split.held]
+        val = TensorLoader(held, data.targets[split.held], cfg.eval_batch_size, transform=eval_transform(mean, std))
+    trainer = EmbeddingTrainer(
+        model,
+        cfg,
+        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)],
+        mining=emb.mining,
+        margin=emb.margin,
+    )
+    if checkpoint is not None:
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    console.print(
+        f"Training an embedder on {len(train_rows)} images of {len(torch.unique(data.targets[train_rows]))} people "
+        f"from {config.data.source}."
+    )
+    for line in chosen:
+        console.print(f"  {line}")
+    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
+    started = time.perf_counter()
+    trainer.fit(loader, val, epochs=epochs)
+    seconds = time.perf_counter() - started
+    if trainer.stop_reason == "interrupted":
+        console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
+        return {"interrupted": True, "run_dir": str(run.path)}
+    results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    if val is not None:
+        embedder = Embedder.from_meta(trainer.eval_model.eval(), meta)
+        title = f"{len(split.held_people)} held-out people of {config.data.source}"
+        scored = write_embedding_evaluation(run.path, embedder, data, title, split, emb.threshold_rule, console)
+        store_threshold(run, scored.threshold)
+        results |= {f"test_{k}": v for k, v in scored.summary.items()}
+    else:
+        run.log("no held-out people (fewer than 4 people): no verification score and no calibrated threshold")
+    atomic_write_text(run.path / "results.json", json.dumps(results, indent=2) + "\n")
+    run.log("results: " + json.dumps(results))
+    console.print(f"Report: {write_report(run.path)}")
+    console.print(f"Run folder: {run.path}")
+    return results
+
+
+def store_threshold(run: RunDir, threshold: float) -> None:
+    """Write the calibrated verification threshold into the run's checkpoints (``cnnlab verify`` reads it)."""
+    for path in (run.best_checkpoint, run.last_checkpoint):
+        if path.is_file():
+            state = load_checkpoint(path)
+            state["threshold"] = threshold
+            save_checkpoint(path, state)
+    run.log(f"verification threshold {threshold:.4f} stored in the checkpoints")

@@ -1,0 +1,129 @@
+"""Face recognition as a user runs it, on synthetic "people" (each a pattern of its own, each photo shifted
+and noisy): train -> evaluate on other people -> verify -> enrol -> identify -> predict; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli.app import main
+from cnnlab.core.rundir import load_checkpoint
+from cnnlab.tasks.embed.course import verify, who_is_it
+from cnnlab.tasks.embed.embedder import Embedder
+from cnnlab.tasks.embed.gallery import Gallery
+
+
+def write_people(root: Path, people: int, photos: int, seed: int = 0, size: int = 36) -> Path:
+    """``root/person<k>/<i>.png``: a smooth random face-like pattern per person, shifted by up to 3 px and
+    noisy per photo; grey PNGs of ``size`` px."""
+    rng = np.random.default_rng(seed)
+    for k in range(people):
+        base = np.kron(rng.uniform(0, 255, (6, 6)), np.ones((size // 6 + 1, size // 6 + 1)))[:size, :size]
+        folder = root / f"person{k}"
+        folder.mkdir(parents=True)
+        for i in range(photos):
+            dy, dx = rng.integers(-3, 4, 2)
+            photo = np.roll(base, (dy, dx), axis=(0, 1)) + rng.normal(0, 12, (size, size))
+            Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("embed")
+    people = write_people(root / "people", people=8, photos=6)
+    args = ["train", "--task", "embed", "--data", str(people), "--model", "lenet5", "--epochs", "3"]
+    assert main([*args, "--embedding-dim", "16", "--runs-dir", str(root / "runs")]) == 0
+    return root / "runs" / "embed" / "lenet5-1"
+
+
+def test_a_run_writes_scores_threshold_plots_and_report(trained: Path) -> None:
+    results = json.loads((trained / "results.json").read_text())
+    evaluation = json.loads((trained / "evaluation.json").read_text())
+    assert 0 <= results["test_eer"] <= 1 and 0 <= results["test_auc"] <= 1
+    assert evaluation["verification_people"] == 2  # 25% of 8 people, never trained on
+    state = load_checkpoint(trained / "checkpoints" / "best.pt")
+    assert state["threshold"] == pytest.approx(evaluation["verification"]["threshold"]["value"])
+    for plot in ("roc.png", "distances.png", "embedding_2d.png", "hardest_pairs.png"):
+        assert (trained / "plots" / plot).is_file()
+    page = (trained / "report.html").read_text()
+    assert "Verification on held-out people" in page and "Identification" in page and "roc.png" not in page
+    log = (trained / "log.txt").read_text()
+    assert "split by person" in log and "by image" in log  # the split is said
+
+
+def test_the_held_out_people_are_never_trained_on(trained: Path) -> None:
+    state = load_checkpoint(trained / "checkpoints" / "best.pt")
+    evaluation = json.loads((trained / "evaluation.json").read_text())
+    held = set(state["held_people"])
+    assert len(held) == 2
+    shown = {Path(p[k]).parent.name for p in evaluation["hardest_pairs"] for k in ("a", "b")}
+    assert shown <= held
+
+
+def test_evaluate_on_other_people_tests_the_stored_threshold(trained: Path, tmp_path: Path) -> None:
+    other = write_people(tmp_path / "other", people=4, photos=4, seed=7)
+    assert main(["evaluate", str(trained), "--data", str(other), "--out", str(tmp_path / "eval")]) == 0
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert evaluation["verification_people"] == 4
+    assert evaluation["verification"]["threshold"]["chosen"] == "stored with the model"
+    stored = load_checkpoint(trained / "checkpoints" / "best.pt")["threshold"]
+    assert evaluation["verification"]["threshold"]["value"] == pytest.approx(stored)
+
+
+def test_verify_enrol_identify_and_predict_from_the_cli(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = trained.parents[2] / "people"
+    photo = people / "person0" / "0.png"
+    assert main(["verify", str(photo), str(photo), "--model", str(trained), "--faces", "none"]) == 0
+    assert "distance 0.0000" in capsys.readouterr().out  # the same image always verifies as same
+    gallery = tmp_path / "g.npz"
+    assert main(["enrol", str(people), "--model", str(trained), "--faces", "none", "--out", str(gallery)]) == 0
+    assert "Enrolled 8 people (48 photos)" in capsys.readouterr().out
+    assert main(["identify", str(photo), "--gallery", str(gallery), "--faces", "none"]) == 0
+    assert "person0" in capsys.readouterr().out  # enrolled itself: distance 0, nearest
+    assert main(["predict", str(trained), str(photo), "--out", str(tmp_path / "pred")]) == 0
+    vectors = np.load(tmp_path / "pred" / "embeddings.npz")["vectors"]
+    assert vectors.shape == (1, 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_python_api_matches_the_course_functions(trained: Path) -> None:
+    embedder = Embedder.load(trained)
+    people = trained.parents[2] / "people"
+    photos = [people / "person1" / "0.png", people / "person1" / "1.png", people / "person2" / "0.png"]
+    vectors = [e.vector for e in embedder.embed_files(photos, faces="none")]
+    database = {"person1": vectors[0], "person2": vectors[2]}
+    distance, _ = verify(vectors[1], "person1", database, threshold=embedder.threshold)
+    assert distance == pytest.approx(float((vectors[1] - vectors[0]).norm()), abs=1e-4)
+    assert who_is_it(vectors[0], database)[1] == "person1"  # a database photo finds itself at distance 0
+    gallery = Gallery(torch.stack(vectors), ["person1", "person1", "person2"], [str(p) for p in photos], "x", 0.5)
+    assert gallery.identify(vectors[0], k=2)[0] == ("person1", 0.0)
+
+
+def test_bad_input_stops_before_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lonely = write_people(tmp_path / "one", people=1, photos=3)
+    assert main(["train", "--task", "embed", "--data", str(lonely), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "at least 2 people" in capsys.readouterr().err
+    assert main(["train", "--task", "embed", "--data", str(tmp_path / "nowhere"), "--runs-dir", str(tmp_path)]) == 2
+    assert "folder of people" in capsys.readouterr().err
+    people = write_people(tmp_path / "people", people=4, photos=3)
+    args = ["train", "--task", "embed", "--data", str(people), "--runs-dir", str(tmp_path / "runs")]
+    assert main([*args, "--model", "dlib_resnet29"]) == 2
+    assert "pretrained embedder" in capsys.readouterr().err
+    assert main([*args, "--masks", "m/"]) == 2  # another task's option
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_gallery_with_duplicate_names_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    Image.new("L", (20, 20)).save(gallery / "ann.png")
+    Image.new("L", (20, 20)).save(gallery / "ann.jpg")
+    assert main(["enrol", str(gallery), "--model", "dlib_resnet29", "--faces", "none"]) == 2
+    assert "two photos are named 'ann'" in capsys.readouterr().err
