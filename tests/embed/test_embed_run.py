@@ -106,6 +106,17 @@ def test_python_api_matches_the_course_functions(trained: Path) -> None:
     assert gallery.identify(vectors[0], k=2)[0] == ("person1", 0.0)
 
 
+def test_three_people_train_on_all_and_score_identification_only(tmp_path: Path) -> None:
+    people = write_people(tmp_path / "people", people=3, photos=4)
+    args = ["train", "--task", "embed", "--data", str(people), "--model", "lenet5", "--epochs", "1"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 0
+    run = tmp_path / "runs" / "embed" / "lenet5-1"
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["verification"] is None and evaluation["identification"]["training_people"]["people"] == 3
+    assert "no held-out people" in (run / "log.txt").read_text()
+    assert Embedder.load(run).threshold == 0.7  # nothing calibrated: the course's threshold
+
+
 def test_bad_input_stops_before_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lonely = write_people(tmp_path / "one", people=1, photos=3)
     assert main(["train", "--task", "embed", "--data", str(lonely), "--runs-dir", str(tmp_path / "runs")]) == 2

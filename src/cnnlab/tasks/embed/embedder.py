@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -59,7 +60,8 @@ class Embedder:
     """``model`` maps prepared inputs ``(N, C, H, W)`` to embeddings; ``input_size`` = (C, H, W); images are
     resized with ``fit`` and normalised with ``mean``/``std`` (on 0..1 pixels); ``prepare`` replaces that
     whole path when set (the dlib model's own chip). ``threshold``: the verification distance (a run too small
-    to hold out people stores none: the course's 0.7 then)."""
+    to hold out people stores none: the course's 0.7 then). ``flip``: each embedding is the normalised mean of
+    the picture's and its mirror image's (a run trained with mirrored faces: measured on ORL, docs/faces.md)."""
 
     model: nn.Module
     input_size: tuple[int, int, int]
@@ -69,6 +71,7 @@ class Embedder:
     name: str
     fit: Fit = "stretch"
     prepare: Callable[[np.ndarray], torch.Tensor] | None = None
+    flip: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     _front: FaceFrontEnd | None = None
 
@@ -109,6 +112,7 @@ class Embedder:
             float(meta["threshold"]) if meta.get("threshold") is not None else COURSE_THRESHOLD,
             meta.get("model_name", "embedder"),
             fit=meta.get("fit", "stretch"),
+            flip=meta.get("tta") == "flip",
             meta=meta,
         )
 
@@ -127,8 +131,13 @@ class Embedder:
     def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """Prepared inputs ``(N, C, H, W)`` -> embeddings ``(N, D)`` (float32, in batches, no gradients)."""
         self.model.eval()
+        out = []
         with torch.inference_mode():
-            return torch.cat([self.model(inputs[i : i + BATCH]).float() for i in range(0, len(inputs), BATCH)])
+            for start in range(0, len(inputs), BATCH):
+                x = inputs[start : start + BATCH]
+                vectors = self.model(x).float()
+                out.append(F.normalize(vectors + self.model(x.flip(-1)).float(), dim=1) if self.flip else vectors)
+        return torch.cat(out)
 
     def embed_arrays(self, pictures: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 pictures (any sizes) -> embeddings ``(N, D)``."""

@@ -67,80 +67,53 @@ def write_embedding_evaluation(
     With ``split`` (a training run): verification on ``split.held`` (people never trained on), identification
     of the training people's ``probe`` images against their ``train`` images. Without: every image is a
     verification image. ``threshold_rule`` chooses a new threshold on the verification people (``None``: keep
-    the embedder's, and report how it does here).
+    the embedder's, and report how it does here). A run with fewer than 2 held-out people has identification
+    scores only, and keeps the embedder's threshold.
     """
     console = console or Console()
     vectors = embedder.embed_uint8(data.images)
     labels = data.targets
     held = split.held if split is not None else torch.arange(len(data))
-    distances, same = pair_distances(vectors[held], labels[held])
-    curve = roc(distances, same)
-    verification = verification_report(distances, same)
-    threshold = choose_threshold(curve, threshold_rule) if threshold_rule else embedder.threshold
-    far, tar = curve.rates_at(threshold)
-    verification["threshold"] = {
-        "value": threshold,
-        "chosen": f"{threshold_rule} on these people" if threshold_rule else "stored with the model",
-        "tar": tar,
-        "far": far,
-        "accuracy": curve.accuracy_at(threshold),
-    }
-    if split is not None and len(torch.unique(labels[split.train])) >= 2:
-        head = fit_siamese_head(vectors[split.train], labels[split.train])
-        verification["siamese_head"] = {
-            "balanced_accuracy": pair_accuracy(head, vectors[held], labels[held]),
-            "threshold_balanced_accuracy": 0.5 * (tar + 1 - far),
-            "fitted_on": f"{len(split.train)} images of the training people (embedder frozen)",
-        }
     people = len(torch.unique(labels[held]))
-    identification: dict[str, Any] = {}
-    if split is not None and len(split.probe):
-        gallery, probes = split.train, split.probe
-        identification["training_people"] = {
-            "gallery": len(gallery),
-            "probes": len(probes),
-            "people": len(torch.unique(labels[gallery])),
-            **{
-                f"top{k}": identification_accuracy(
-                    vectors[gallery], labels[gallery], vectors[probes], labels[probes], k
-                )
-                for k in (1, 5)
-                if k <= len(torch.unique(labels[gallery]))
-            },
-        }
-    for shots in sorted({1, ENROLMENT_SHOTS}):
-        try:
-            identification[f"new_people_{shots}_shot"] = one_shot_accuracy(vectors[held], labels[held], shots=shots)
-        except DataError as exc:  # too few images per person: reported, not fatal
-            identification[f"new_people_{shots}_shot"] = {"skipped": str(exc)}
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    plot_roc(curve, plots / Plot.ROC, threshold=threshold, title=f"Verification ROC: {people} people")
-    plot_distance_histograms(distances, same, plots / Plot.DISTANCES, threshold=threshold)
-    shown = held if len(held) <= 2000 else held[torch.randperm(len(held))[:2000]]
-    plot_embedding_2d(vectors[shown], labels[shown], data.classes, plots / Plot.EMBEDDING_2D)
-    pairs = hardest_pairs(vectors[held], labels[held], k=3)
-    inputs = torch.stack([embedder.to_input(data.images[i].permute(1, 2, 0).numpy()) for i in held.tolist()])
-    pixels = data.images[held].permute(0, 2, 3, 1).numpy()
-    plot_hardest_pairs(embedder.model, inputs, pixels, pairs, plots / Plot.HARDEST_PAIRS, threshold=threshold)
-    summary = {
-        "auc": verification["auc"],
-        "eer": verification["eer"],
-        "threshold": threshold,
-        "tar_at_far_1e-3": verification["tar_at_far"]["0.001"]["tar"],
-    }
+    summary: dict[str, Any] = {}
+    verification: dict[str, Any] | None = None
+    threshold = embedder.threshold
+    if people >= 2:
+        verification, threshold = _verification(vectors[held], labels[held], embedder.threshold, threshold_rule)
+        if split is not None and len(torch.unique(labels[split.train])) >= 2:
+            head = fit_siamese_head(vectors[split.train], labels[split.train])
+            chosen = verification["threshold"]
+            verification["siamese_head"] = {
+                "balanced_accuracy": pair_accuracy(head, vectors[held], labels[held]),
+                "threshold_balanced_accuracy": 0.5 * (chosen["tar"] + 1 - chosen["far"]),
+                "fitted_on": f"{len(split.train)} images of the training people (embedder frozen)",
+            }
+        _verification_plots(plots, embedder, data, vectors, held, verification, threshold)
+        summary = {
+            "auc": verification["auc"],
+            "eer": verification["eer"],
+            "threshold": threshold,
+            "tar_at_far_1e-3": verification["tar_at_far"]["0.001"]["tar"],
+        }
+    identification = _identification(vectors, labels, held, split)
     for key, value in identification.items():
         if "top1" in value:
             summary["ident_top1"] = value["top1"]
         elif "accuracy" in value:
             summary[f"{key}_acc"] = value["accuracy"]
+    shown = torch.arange(len(data)) if split is None or not len(split.held) else held
+    shown = shown if len(shown) <= 2000 else shown[torch.randperm(len(shown))[:2000]]
+    plot_embedding_2d(vectors[shown], labels[shown], data.classes, plots / Plot.EMBEDDING_2D)
+    pairs = hardest_pairs(vectors[held], labels[held], k=3) if people >= 2 else []
     payload = {
         "task": "embed",
         "title": title,
         "images": len(data),
         "embedder": embedder.name,
-        "verification_people": people,
-        "verification_images": len(held),
+        "verification_people": people if verification else 0,
+        "verification_images": len(held) if verification else 0,
         "verification": verification,
         "identification": identification,
         "hardest_pairs": [
@@ -154,13 +127,101 @@ def write_embedding_evaluation(
         },
     }
     atomic_write_text(folder / EVALUATION_FILE, json.dumps(payload, indent=2) + "\n")
-    console.print(
-        f"{title}: verification on {people} people ({len(held)} images, {verification['pairs']['genuine']:,} same / "
-        f"{verification['pairs']['impostor']:,} different pairs): AUC [bold green]{curve.auc:.4f}[/bold green], "
-        f"EER [bold green]{curve.eer:.2%}[/bold green], TAR@FAR=1e-3 {summary['tar_at_far_1e-3']:.2%}; "
-        f"threshold {threshold:.3f} ({verification['threshold']['chosen']}): TAR {tar:.2%}, FAR {far:.2%}"
-    )
-    if "siamese_head" in verification:
+    _print(console, title, verification, identification, people, len(held))
+    console.print(f"Plots in {plots}")
+    return Scored(summary, threshold)
+
+
+def _verification(
+    vectors: torch.Tensor, labels: torch.Tensor, stored: float, rule: str | None
+) -> tuple[dict[str, Any], float]:
+    """The verification report over every pair, with the threshold chosen by ``rule`` (or ``stored``) and how it
+    does here."""
+    distances, same = pair_distances(vectors, labels)
+    curve = roc(distances, same)
+    report = verification_report(distances, same)
+    threshold = choose_threshold(curve, rule) if rule else stored
+    far, tar = curve.rates_at(threshold)
+    report["threshold"] = {
+        "value": threshold,
+        "chosen": f"{rule} on these people" if rule else "stored with the model",
+        "tar": tar,
+        "far": far,
+        "accuracy": curve.accuracy_at(threshold),
+    }
+    return report, threshold
+
+
+def _verification_plots(
+    plots: Path,
+    embedder: Embedder,
+    data: Dataset,
+    vectors: torch.Tensor,
+    held: torch.Tensor,
+    verification: dict[str, Any],
+    threshold: float,
+) -> None:
+    distances, same = pair_distances(vectors[held], data.targets[held])
+    genuine = verification["pairs"]["genuine"]
+    title = f"Verification ROC: {len(torch.unique(data.targets[held]))} people, {genuine:,} same pairs"
+    plot_roc(roc(distances, same), plots / Plot.ROC, threshold=threshold, title=title)
+    plot_distance_histograms(distances, same, plots / Plot.DISTANCES, threshold=threshold)
+    pairs = hardest_pairs(vectors[held], data.targets[held], k=3)
+    inputs = torch.stack([embedder.to_input(data.images[i].permute(1, 2, 0).numpy()) for i in held.tolist()])
+    pixels = data.images[held].permute(0, 2, 3, 1).numpy()
+    plot_hardest_pairs(embedder.model, inputs, pixels, pairs, plots / Plot.HARDEST_PAIRS, threshold=threshold)
+
+
+def _identification(
+    vectors: torch.Tensor, labels: torch.Tensor, held: torch.Tensor, split: PeopleSplit | None
+) -> dict[str, Any]:
+    """Top-1/top-5 of the training people's held-out images against their training images, and one-shot /
+    five-shot identification of the verification people."""
+    found: dict[str, Any] = {}
+    if split is not None and len(split.probe):
+        gallery, probes = split.train, split.probe
+        known = len(torch.unique(labels[gallery]))
+        found["training_people"] = {
+            "gallery": len(gallery),
+            "probes": len(probes),
+            "people": known,
+            **{
+                f"top{k}": identification_accuracy(
+                    vectors[gallery], labels[gallery], vectors[probes], labels[probes], k
+                )
+                for k in (1, 5)
+                if k <= known
+            },
+        }
+    if len(torch.unique(labels[held])) >= 2:
+        for shots in sorted({1, ENROLMENT_SHOTS}):
+            try:
+                found[f"new_people_{shots}_shot"] = one_shot_accuracy(vectors[held], labels[held], shots=shots)
+            except DataError as exc:  # too few images per person: reported, not fatal
+                found[f"new_people_{shots}_shot"] = {"skipped": str(exc)}
+    return found
+
+
+def _print(
+    console: Console,
+    title: str,
+    verification: dict[str, Any] | None,
+    identification: dict[str, Any],
+    people: int,
+    images: int,
+) -> None:
+    if verification is not None:
+        chosen = verification["threshold"]
+        console.print(
+            f"{title}: verification on {people} people ({images} images, {verification['pairs']['genuine']:,} same"
+            f" / {verification['pairs']['impostor']:,} different pairs): AUC [bold green]{verification['auc']:.4f}"
+            f"[/bold green], EER [bold green]{verification['eer']:.2%}[/bold green], TAR@FAR=1e-3 "
+            f"{verification['tar_at_far']['0.001']['tar']:.2%}; threshold {chosen['value']:.3f} ({chosen['chosen']}):"
+            f" TAR {chosen['tar']:.2%}, FAR {chosen['far']:.2%}"
+        )
+    else:
+        console.print(f"{title}: no held-out people, so no verification score (identification only)")
+    if verification is not None and "siamese_head" in verification:
         siamese = verification["siamese_head"]
         console.print(
             f"  siamese head (logistic regression on |f(a) - f(b)|): balanced pair accuracy "
@@ -181,8 +242,6 @@ def write_embedding_evaluation(
                 f"[bold green]{value['accuracy']:.2%}[/bold green] of {value['probes']} probes, "
                 f"{value['people']} people"
             )
-    console.print(f"Plots in {plots}")
-    return Scored(summary, threshold)
 
 
 def evaluate_run(

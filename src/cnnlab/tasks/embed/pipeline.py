@@ -196,6 +196,7 @@ def _train(
         "model_options": options,
         "fit": config.data.fit,
         "held_people": [data.classes[p] for p in split.held_people],
+        "tta": "flip" if config.data.aug == "auto" else "none",  # trained on mirrored faces: embed both views
     }
     loader = PeopleBatches(
         images,
@@ -233,14 +234,14 @@ def _train(
         console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
         return {"interrupted": True, "run_dir": str(run.path)}
     results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    embedder = Embedder.from_meta(trainer.eval_model.eval(), meta)
+    title = f"{len(split.held_people)} held-out people of {config.data.source}"
+    scored = write_embedding_evaluation(run.path, embedder, data, title, split, emb.threshold_rule, console)
     if val is not None:
-        embedder = Embedder.from_meta(trainer.eval_model.eval(), meta)
-        title = f"{len(split.held_people)} held-out people of {config.data.source}"
-        scored = write_embedding_evaluation(run.path, embedder, data, title, split, emb.threshold_rule, console)
         store_threshold(run, scored.threshold)
-        results |= {f"test_{k}": v for k, v in scored.summary.items()}
     else:
-        run.log("no held-out people (fewer than 4 people): no verification score and no calibrated threshold")
+        run.log("no held-out people: no verification score; verify uses the course's threshold 0.7 (--threshold)")
+    results |= {f"test_{k}": v for k, v in scored.summary.items()}
     atomic_write_text(run.path / "results.json", json.dumps(results, indent=2) + "\n")
     run.log("results: " + json.dumps(results))
     console.print(f"Report: {write_report(run.path)}")
