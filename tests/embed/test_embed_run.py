@@ -138,3 +138,22 @@ def test_a_gallery_with_duplicate_names_is_refused(tmp_path: Path, capsys: pytes
     Image.new("L", (20, 20)).save(gallery / "ann.jpg")
     assert main(["enrol", str(gallery), "--model", "dlib_resnet29", "--faces", "none"]) == 2
     assert "two photos are named 'ann'" in capsys.readouterr().err
+
+
+def test_a_person_with_one_photo_is_left_out_of_mining_with_a_warning(tmp_path: Path) -> None:
+    people = write_people(tmp_path / "people", people=6, photos=4)
+    for extra in sorted((people / "person5").glob("*.png"))[1:]:
+        extra.unlink()  # person5 keeps one photo
+    args = ["train", "--task", "embed", "--data", str(people), "--model", "lenet5", "--epochs", "1"]
+    assert main([*args, "--val-fraction", "0", "--runs-dir", str(tmp_path / "runs")]) == 0
+    log = (tmp_path / "runs" / "embed" / "lenet5-1" / "log.txt").read_text()
+    assert "person5 has one training image: left out of triplet mining" in log
+
+
+@pytest.mark.data
+def test_verify_says_when_a_photo_has_no_face(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (400, 300), (128, 128, 128)).save(blank)
+    assert main(["verify", str(blank), str(blank)]) == 2
+    out = capsys.readouterr().out
+    assert "no face found in" in out and "wall.png" in out and "--faces none" in out

@@ -10,6 +10,7 @@ import torch
 from cnnlab.core.errors import DataError
 from cnnlab.tasks.embed.losses import (
     batch_contrastive_loss,
+    batch_hard_soft_margin_loss,
     batch_hard_triplet_loss,
     batch_hard_triplets,
     contrastive_loss,
@@ -63,6 +64,18 @@ def test_batch_hard_loss_equals_a_brute_force_mean() -> None:
     assert float(batch_hard_triplet_loss(x, labels, 0.3)) == pytest.approx(float(torch.stack(losses).mean()), abs=1e-5)
 
 
+def test_soft_margin_loss_equals_a_brute_force_mean() -> None:
+    torch.manual_seed(2)
+    x, labels = torch.randn(9, 4), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 5])  # person 5: no positive, skipped
+    d = torch.cdist(x, x)
+    losses = []
+    for a in range(8):
+        hardest_p = max(d[a, p] for p in range(9) if p != a and labels[p] == labels[a])
+        hardest_n = min(d[a, n] for n in range(9) if labels[n] != labels[a])
+        losses.append(torch.log1p(torch.exp(hardest_p - hardest_n)))
+    assert float(batch_hard_soft_margin_loss(x, labels)) == pytest.approx(float(torch.stack(losses).mean()), abs=1e-5)
+
+
 def test_semi_hard_loss_equals_a_brute_force_over_pairs() -> None:
     torch.manual_seed(1)
     x, labels = torch.randn(10, 3), torch.tensor([0, 0, 1, 1, 1, 2, 2, 3, 3, 3])
@@ -87,7 +100,9 @@ def test_contrastive_loss_by_hand() -> None:
     assert float(batch_contrastive_loss(x, labels)) == pytest.approx(0.5 * 0.25)
 
 
-@pytest.mark.parametrize("loss", [batch_hard_triplet_loss, semi_hard_triplet_loss, batch_contrastive_loss])
+@pytest.mark.parametrize(
+    "loss", [batch_hard_soft_margin_loss, batch_hard_triplet_loss, semi_hard_triplet_loss, batch_contrastive_loss]
+)
 def test_a_batch_without_pairs_says_what_to_do(loss) -> None:
     with pytest.raises(DataError, match="at least 2 people"):
         loss(torch.randn(3, 2), torch.tensor([0, 1, 2]))  # nobody has a positive

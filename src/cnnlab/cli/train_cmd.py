@@ -71,7 +71,9 @@ def train(
         None, "--tta", help="Score the held-out set with test-time augmentation too: flip | five_crop | ten_crop."
     ),
     embedding_dim: int = typer.Option(None, "--embedding-dim", help="Embed: embedding size (default 128)."),
-    mining: str = typer.Option(None, "--mining", help="Embed: batch_hard (default) | semi_hard | contrastive."),
+    mining: str = typer.Option(
+        None, "--mining", help="Embed: batch_hard_soft (default) | batch_hard | semi_hard | contrastive."
+    ),
     margin: float = typer.Option(None, "--margin", help="Embed: triplet margin alpha (default 0.2, the course's)."),
 ) -> None:
     """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment

@@ -2,7 +2,7 @@
 
 >>> c = EmbedRunConfig()
 >>> c.model.name, c.embed.dim, c.embed.mining, c.data.val_fraction
-('resnet9_w16', 128, 'batch_hard', 0.25)
+('resnet9_w16', 128, 'batch_hard_soft', 0.25)
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class EmbedConfig:
     """
 
     dim: int = 128  # embedding size (FaceNet, dlib, the course: 128)
-    mining: Literal["batch_hard", "semi_hard", "contrastive"] = "batch_hard"
-    margin: float = 0.2  # the course's alpha
+    mining: Literal["batch_hard_soft", "batch_hard", "semi_hard", "contrastive"] = "batch_hard_soft"
+    margin: float = 0.2  # the course's alpha: batch_hard, semi_hard, contrastive (the soft margin has none)
     people_per_batch: int = 10  # P
     images_per_person: int = 4  # K
     probe_fraction: float = 0.5  # of each training person's images, held out for identification

@@ -8,6 +8,10 @@ batch, with margin ``alpha = 0.2``. Training picks the triplets inside each batc
 
 - **batch-hard** (Hermans et al. 2017, "In Defense of the Triplet Loss"): for every anchor, its farthest
   positive and its nearest negative in the batch;
+- **batch-hard, soft margin** (Hermans et al.'s best variant, cnnlab's default): ``softplus(d(A,P) - d(A,N))``
+  in place of the hinge, so every triplet keeps a gradient and the embedding cannot settle in a collapsed state
+  where the loss sits at the margin (measured on ORL's unseen people: EER 3.5% vs 4.6% with the hinge, mean of
+  three initialisations; docs/faces.md);
 - **semi-hard** (FaceNet): for every anchor-positive pair, a negative farther than the positive but inside
   the margin (``d(A,P) < d(A,N) < d(A,P) + alpha``): the nearest negative farther than the positive; when
   every negative is nearer than the positive, the farthest of them (the rule of TF-Addons'
@@ -103,6 +107,22 @@ def batch_hard_triplet_loss(
     hardest_negative = distances.masked_fill(~negatives, float("inf")).amin(1)
     has_positive = positives.any(1)
     return F.relu(hardest_positive - hardest_negative + margin)[has_positive].mean()
+
+
+def batch_hard_soft_margin_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Hermans et al.'s soft-margin batch-hard loss: mean over anchors of ``softplus(d(a, hardest p) - d(a,
+    hardest n))``; ``margin`` is unused (the soft margin replaces it; the argument keeps the losses' signature).
+
+    >>> x = torch.tensor([[0.0], [0.0], [5.0], [5.0]])
+    >>> round(float(batch_hard_soft_margin_loss(x, torch.tensor([0, 0, 1, 1]))), 4)  # softplus(0 - 5)
+    0.0067
+    """
+    distances = pairwise_distances(embeddings)
+    positives, negatives = _masks(labels)
+    _check_batch(positives, negatives)
+    hardest_positive = distances.masked_fill(~positives, 0.0).amax(1)
+    hardest_negative = distances.masked_fill(~negatives, float("inf")).amin(1)
+    return F.softplus(hardest_positive - hardest_negative)[positives.any(1)].mean()
 
 
 def semi_hard_triplet_loss(

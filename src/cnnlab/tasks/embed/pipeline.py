@@ -178,7 +178,8 @@ def _train(
     model, options = build_model(config, input_size)
     chosen += [
         f"{epochs} epochs{' (chosen from the number of training images)' if not cfg.epochs else ''}",
-        f"{emb.mining} triplet mining, margin {emb.margin}, batches of {emb.people_per_batch} people x "
+        f"{emb.mining} mining" + ("" if emb.mining == "batch_hard_soft" else f", margin {emb.margin}")
+        + f", batches of {emb.people_per_batch} people x "
         f"{emb.images_per_person} images, {emb.dim}-D L2-normalised embedding on {config.model.name}",
         "augmentation: " + ("mirror, rotate 10 deg, zoom 0.9-1.1, shift 5%, brightness/contrast 0.2"
                             if config.data.aug == "auto" else config.data.aug),

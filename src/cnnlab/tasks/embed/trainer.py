@@ -25,6 +25,7 @@ from torch import nn
 from cnnlab.core.errors import ConfigError
 from cnnlab.tasks.embed.losses import (
     batch_contrastive_loss,
+    batch_hard_soft_margin_loss,
     batch_hard_triplet_loss,
     batch_hard_triplets,
     pairwise_distances,
@@ -34,8 +35,9 @@ from cnnlab.tasks.embed.verification import pair_distances, roc
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Batch, Callback, Logs, Trainer
 
-Mining = Literal["batch_hard", "semi_hard", "contrastive"]
+Mining = Literal["batch_hard_soft", "batch_hard", "semi_hard", "contrastive"]
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "batch_hard_soft": batch_hard_soft_margin_loss,
     "batch_hard": batch_hard_triplet_loss,
     "semi_hard": semi_hard_triplet_loss,
     "contrastive": batch_contrastive_loss,
@@ -78,7 +80,7 @@ class EmbeddingTrainer(Trainer):
         config: TrainConfig | None = None,
         *,
         callbacks: Sequence[Callback] = (),
-        mining: Mining = "batch_hard",
+        mining: Mining = "batch_hard_soft",
         margin: float = 0.2,
     ) -> None:
         if mining not in LOSSES:
