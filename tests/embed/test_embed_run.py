@@ -157,3 +157,15 @@ def test_verify_says_when_a_photo_has_no_face(tmp_path: Path, capsys: pytest.Cap
     assert main(["verify", str(blank), str(blank)]) == 2
     out = capsys.readouterr().out
     assert "no face found in" in out and "wall.png" in out and "--faces none" in out
+
+
+def test_a_run_yaml_with_part_of_a_section_keeps_the_tasks_defaults(tmp_path: Path) -> None:
+    from cnnlab.tasks.config import load_run_config
+    from cnnlab.tasks.embed.config import EmbedRunConfig
+
+    file = tmp_path / "run.yaml"
+    file.write_text("task: embed\ntrain:\n  lr: 0.01\nembed:\n  dim: 32\n")
+    config = load_run_config(EmbedRunConfig, file, {"data": {"source": "people/"}})
+    assert config.train.lr == 0.01 and config.embed.dim == 32
+    assert config.train.monitor == "last" and config.train.epochs is None  # the embed task's, not TrainConfig's
+    assert config.embed.mining == "batch_hard" and config.data.val_fraction == 0.25

@@ -72,7 +72,7 @@ def train(
     ),
     embedding_dim: int = typer.Option(None, "--embedding-dim", help="Embed: embedding size (default 128)."),
     mining: str = typer.Option(
-        None, "--mining", help="Embed: batch_hard_soft (default) | batch_hard | semi_hard | contrastive."
+        None, "--mining", help="Embed: batch_hard (default) | batch_hard_soft | semi_hard | contrastive."
     ),
     margin: float = typer.Option(None, "--margin", help="Embed: triplet margin alpha (default 0.2, the course's)."),
 ) -> None:

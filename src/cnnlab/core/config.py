@@ -71,7 +71,19 @@ def save_yaml(config: Any, path: str | Path) -> None:
 
 
 def load_yaml(cls: type[C], path: str | Path) -> C:
-    """Read a YAML file written by :func:`save_yaml` (or by hand) into ``cls``."""
+    """Read a YAML file written by :func:`save_yaml` (or by hand) into ``cls``. A section the file gives in
+    part keeps the other values of ``cls()``'s (a run.yaml with ``train: {lr: 0.01}`` keeps its task's epochs
+    and monitor, not the plain ``TrainConfig``'s).
+
+    >>> import tempfile
+    >>> from dataclasses import field, make_dataclass
+    >>> Train = make_dataclass("Train", [("lr", float, field(default=0.1)), ("epochs", int, field(default=10))])
+    >>> Run = make_dataclass("Run", [("train", Train, field(default_factory=lambda: Train(epochs=40)))])
+    >>> file = Path(tempfile.mkdtemp()) / "run.yaml"
+    >>> _ = file.write_text("train:\\n  lr: 0.5\\n")
+    >>> load_yaml(Run, file)
+    Run(train=Train(lr=0.5, epochs=40))
+    """
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -79,7 +91,18 @@ def load_yaml(cls: type[C], path: str | Path) -> C:
         raise ConfigError("config file not found", where=str(path), fix="check the path") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config is not valid YAML: {exc}", where=str(path)) from None
-    return from_dict(cls, values)
+    try:
+        defaults = to_dict(cls())
+    except TypeError:  # a dataclass without defaults for every field: the file must give them all
+        defaults = {}
+    return from_dict(cls, _over(defaults, values))
+
+
+def _over(base: Any, values: Any) -> Any:
+    """``values`` laid over ``base``, mapping by mapping (anything else in ``values`` replaces ``base``)."""
+    if not isinstance(values, dict) or not isinstance(base, dict):
+        return values
+    return base | {key: _over(base.get(key), value) for key, value in values.items()}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

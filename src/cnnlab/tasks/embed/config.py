@@ -2,7 +2,7 @@
 
 >>> c = EmbedRunConfig()
 >>> c.model.name, c.embed.dim, c.embed.mining, c.data.val_fraction
-('resnet9_w16', 128, 'batch_hard_soft', 0.25)
+('resnet20', 128, 'batch_hard', 0.25)
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from cnnlab.tasks.config import DataConfig, ModelConfig
 from cnnlab.train.config import TrainConfig
 
 DEFAULT_SIDE = 64
-"""The input side when the images are at least this large: ORL's 112 x 92 faces at 64 x 64 train an
-embedder that reaches the issue's targets in about 2 minutes on 2 cores (docs/faces.md)."""
+"""The input side when the images are at least this large: ORL's 112 x 92 faces at 64 x 64 train an embedder in
+under 2 minutes on 2 cores; 96 px measured no better (docs/faces.md)."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class EmbedConfig:
     """
 
     dim: int = 128  # embedding size (FaceNet, dlib, the course: 128)
-    mining: Literal["batch_hard_soft", "batch_hard", "semi_hard", "contrastive"] = "batch_hard_soft"
-    margin: float = 0.2  # the course's alpha: batch_hard, semi_hard, contrastive (the soft margin has none)
+    mining: Literal["batch_hard", "batch_hard_soft", "semi_hard", "contrastive"] = "batch_hard"
+    margin: float = 0.2  # the course's alpha: batch_hard, semi_hard, contrastive (batch_hard_soft has none)
     people_per_batch: int = 10  # P
     images_per_person: int = 4  # K
     probe_fraction: float = 0.5  # of each training person's images, held out for identification
@@ -64,6 +64,6 @@ class EmbedRunConfig:
     task: Literal["embed"] = "embed"
     name: str | None = None
     data: DataConfig = field(default_factory=_default_data)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="resnet9_w16"))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="resnet20"))
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     train: TrainConfig = field(default_factory=_default_train)

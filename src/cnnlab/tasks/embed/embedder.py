@@ -1,7 +1,7 @@
 """An embedder ready to use: a trained run's checkpoint or the pretrained dlib model, with its input
 preparation, its verification threshold and the face front-end in front of it.
 
-``Embedder.load("runs/embed/resnet9_w16-1")`` reads a run (the threshold calibrated on its held-out people
+``Embedder.load("runs/embed/resnet20-1")`` reads a run (the threshold calibrated on its held-out people
 comes with it); ``Embedder.load("dlib_resnet29")`` the pretrained dlib ResNet-29 from the face weights folder
 (threshold 0.6, dlib's). :meth:`Embedder.embed_files` takes photos: with ``faces="auto"`` (the default of
 ``cnnlab verify`` / ``identify``) each goes through :class:`~cnnlab.tasks.embed.frontend.FaceFrontEnd` first.

@@ -8,10 +8,9 @@ batch, with margin ``alpha = 0.2``. Training picks the triplets inside each batc
 
 - **batch-hard** (Hermans et al. 2017, "In Defense of the Triplet Loss"): for every anchor, its farthest
   positive and its nearest negative in the batch;
-- **batch-hard, soft margin** (Hermans et al.'s best variant, cnnlab's default): ``softplus(d(A,P) - d(A,N))``
-  in place of the hinge, so every triplet keeps a gradient and the embedding cannot settle in a collapsed state
-  where the loss sits at the margin (measured on ORL's unseen people: EER 3.5% vs 4.6% with the hinge, mean of
-  three initialisations; docs/faces.md);
+- **batch-hard, soft margin** (Hermans et al.'s preferred variant): ``softplus(d(A,P) - d(A,N))`` in place of
+  the hinge, so every triplet keeps a gradient (on ORL no better than the hinge within the runs' spread:
+  docs/faces.md);
 - **semi-hard** (FaceNet): for every anchor-positive pair, a negative farther than the positive but inside
   the margin (``d(A,P) < d(A,N) < d(A,P) + alpha``): the nearest negative farther than the positive; when
   every negative is nearer than the positive, the farthest of them (the rule of TF-Addons'

@@ -105,7 +105,7 @@ def check_backbone(name: str) -> None:
             f"{name} is a pretrained embedder: use it as it is",
             where="--model",
             fix=f"cnnlab evaluate {name} --data PEOPLE, or cnnlab verify a.jpg b.jpg --model {name}; "
-            "to train, pick a zoo backbone (default resnet9_w16)",
+            "to train, pick a zoo backbone (default resnet20)",
         )
     if entry.task != "classify":
         raise ConfigError(

@@ -35,10 +35,10 @@ from cnnlab.tasks.embed.verification import pair_distances, roc
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Batch, Callback, Logs, Trainer
 
-Mining = Literal["batch_hard_soft", "batch_hard", "semi_hard", "contrastive"]
+Mining = Literal["batch_hard", "batch_hard_soft", "semi_hard", "contrastive"]
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
-    "batch_hard_soft": batch_hard_soft_margin_loss,
     "batch_hard": batch_hard_triplet_loss,
+    "batch_hard_soft": batch_hard_soft_margin_loss,
     "semi_hard": semi_hard_triplet_loss,
     "contrastive": batch_contrastive_loss,
 }
@@ -80,7 +80,7 @@ class EmbeddingTrainer(Trainer):
         config: TrainConfig | None = None,
         *,
         callbacks: Sequence[Callback] = (),
-        mining: Mining = "batch_hard_soft",
+        mining: Mining = "batch_hard",
         margin: float = 0.2,
     ) -> None:
         if mining not in LOSSES:
