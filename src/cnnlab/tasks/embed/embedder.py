@@ -9,7 +9,6 @@ comes with it); ``Embedder.load("dlib_resnet29")`` the pretrained dlib ResNet-29
 >>> import torch
 >>> from cnnlab.models import create_model
 >>> from cnnlab.models.embed.head import EmbeddingNet
-from cnnlab.tasks.embed.course import COURSE_THRESHOLD
 >>> net = EmbeddingNet(create_model("lenet5", num_classes=2, in_chans=1), dim=8).eval()
 >>> e = Embedder(net, input_size=(1, 32, 32), mean=(0.5,), std=(0.25,), threshold=0.9, name="toy")
 >>> vectors = e.embed_arrays([np.zeros((40, 30, 3), np.uint8), np.full((20, 20), 255, np.uint8)])

@@ -8,8 +8,8 @@ path, and the embedder it was made with (a run folder or ``dlib_resnet29``) and 
 >>> import torch
 >>> g = Gallery(torch.tensor([[0.0, 0.0], [0.0, 0.2], [1.0, 0.0]]), ["ann", "ann", "bob"], ["a1", "a2", "b1"],
 ...             embedder="toy", threshold=0.5)
->>> g.identify(torch.tensor([0.9, 0.1]), k=2)  # bob at 0.1414, ann at 0.9 (her nearest photo)
-[('bob', 0.1414), ('ann', 0.9)]
+>>> g.identify(torch.tensor([0.9, 0.1]), k=2)  # bob at 0.1414, ann at 0.9055 (her nearest photo, a2)
+[('bob', 0.1414), ('ann', 0.9055)]
 >>> g.who(torch.tensor([0.9, 0.1])), g.who(torch.tensor([5.0, 5.0]))
 (('bob', 0.1414), (None, 6.4031))
 """
