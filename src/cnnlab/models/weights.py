@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -37,6 +38,8 @@ from cnnlab.core.errors import WeightsError
 from cnnlab.core.registry import Registry
 from cnnlab.core.rundir import unsafe_pickle_globals
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
+
+M = TypeVar("M", bound=nn.Module)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -429,6 +432,29 @@ def load_weights(model: nn.Module, weights: str | Path | WeightSpec, model_name:
         )
     model.load_state_dict(state, strict=True)
     return spec
+
+
+def load_exact(model: M, path: str | Path, what: str, fix: str) -> M:
+    """``model`` with the state_dict in ``path`` loaded as it is (keys and shapes must match: no adaptation), in
+    eval mode; otherwise a :class:`WeightsError` "the file does not hold ``what``" listing the mismatches.
+
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "w.pth"
+    >>> torch.save(nn.Linear(2, 3).state_dict(), file)
+    >>> load_exact(nn.Linear(2, 3), file, "a 2->3 layer", "pass one").training
+    False
+    >>> load_exact(nn.Linear(2, 4), file, "a 2->4 layer", "pass one")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.WeightsError: the file does not hold a 2->4 layer (2 with other shapes (weight file (3, 2) ...
+    """
+    state = read_state_dict(path)
+    problems = _mismatches(state, model.state_dict())
+    if problems:
+        raise WeightsError(f"the file does not hold {what} ({problems})", where=str(path), fix=fix)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model
 
 
 def _last_line(exc: Exception) -> str:

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.core.errors import DataError, ShapeError, WeightsError
-from cnnlab.models.weights import find_face_weights, read_state_dict, sha256_file
+from cnnlab.core.errors import DataError, ShapeError
+from cnnlab.models.detect.pnet import load_stage
 
 INPUT_SIZE = 48
 """The side of the crops O-Net was trained on (its dense layer fixes it)."""
@@ -87,33 +87,7 @@ def load_onet(path: str | Path | None = None) -> ONet:
     ...
     cnnlab.core.errors.WeightsError: O-Net weights not found [/nowhere/onet.pt]...
     """
-    file = Path(path).expanduser() if path is not None else find_face_weights(ONET_FILE)
-    if not file.is_file():
-        raise WeightsError(
-            "O-Net weights not found",
-            where=str(file),
-            fix="pass the path of facenet-pytorch's onet.pt, e.g. ../shared/data/face-models/onet.pt",
-        )
-    if file.name == ONET_FILE and sha256_file(file) != ONET_SHA256:
-        raise WeightsError(
-            "onet.pt is not facenet-pytorch 2.6.0's O-Net (checksum differs)",
-            where=str(file),
-            fix="get onet.pt again from the facenet-pytorch 2.6.0 wheel (facenet_pytorch/data/onet.pt)",
-        )
-    net = ONet()
-    state = read_state_dict(file)
-    expected = net.state_dict()
-    wrong = sorted(set(state) ^ set(expected)) + [
-        k for k in state if k in expected and state[k].shape != expected[k].shape
-    ]
-    if wrong:
-        raise WeightsError(
-            f"the file does not hold O-Net's layers (first mismatched keys: {wrong[:4]})",
-            where=str(file),
-            fix="pass MTCNN's onet.pt (facenet-pytorch layout)",
-        )
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return load_stage(ONet(), path, ONET_FILE, ONET_SHA256, "O-Net")
 
 
 def to_onet_input(crop: np.ndarray) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.core.errors import ConfigError, WeightsError
-from cnnlab.models.weights import find_face_weights, read_state_dict, sha256_file
+from cnnlab.models.weights import M, find_face_weights, load_exact, sha256_file
 
 WINDOW = 12
 """The side of the crops P-Net was trained on: one output per 12x12 window."""
@@ -70,33 +70,27 @@ def load_pnet(path: str | Path | None = None) -> PNet:
     ...
     cnnlab.core.errors.WeightsError: P-Net weights not found [/nowhere/pnet.pt]...
     """
-    file = Path(path).expanduser() if path is not None else find_face_weights(PNET_FILE)
+    return load_stage(PNet(), path, PNET_FILE, PNET_SHA256, "P-Net")
+
+
+def load_stage(net: M, path: str | Path | None, file_name: str, sha256: str, stage: str) -> M:
+    """One MTCNN stage (``net``: P-Net, O-Net) with the weights of ``path`` (default: ``file_name`` found by
+    :func:`~cnnlab.models.weights.find_face_weights`), in eval mode: a file of facenet-pytorch's name must have its
+    checksum, and any file must fit the layers exactly."""
+    file = Path(path).expanduser() if path is not None else find_face_weights(file_name)
     if not file.is_file():
         raise WeightsError(
-            "P-Net weights not found",
+            f"{stage} weights not found",
             where=str(file),
-            fix="pass the path of facenet-pytorch's pnet.pt, e.g. ../shared/data/face-models/pnet.pt",
+            fix=f"pass the path of facenet-pytorch's {file_name}, e.g. ../shared/data/face-models/{file_name}",
         )
-    if file.name == PNET_FILE and sha256_file(file) != PNET_SHA256:
+    if file.name == file_name and sha256_file(file) != sha256:
         raise WeightsError(
-            "pnet.pt is not facenet-pytorch 2.6.0's P-Net (checksum differs)",
+            f"{file_name} is not facenet-pytorch 2.6.0's {stage} (checksum differs)",
             where=str(file),
-            fix="get pnet.pt again from the facenet-pytorch 2.6.0 wheel (facenet_pytorch/data/pnet.pt)",
+            fix=f"get {file_name} again from the facenet-pytorch 2.6.0 wheel (facenet_pytorch/data/{file_name})",
         )
-    net = PNet()
-    state = read_state_dict(file)
-    expected = net.state_dict()
-    wrong = sorted(set(state) ^ set(expected)) + [
-        k for k in state if k in expected and state[k].shape != expected[k].shape
-    ]
-    if wrong:
-        raise WeightsError(
-            f"the file does not hold P-Net's layers (first mismatched keys: {wrong[:4]})",
-            where=str(file),
-            fix="pass MTCNN's pnet.pt (facenet-pytorch layout)",
-        )
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return load_exact(net, file, f"{stage}'s layers", f"pass MTCNN's {file_name} (facenet-pytorch layout)")
 
 
 def to_pnet_input(image: np.ndarray) -> torch.Tensor:

@@ -32,7 +32,7 @@ from torch import nn
 
 from cnnlab.core.errors import ConfigError, DataError, ShapeError, WeightsError
 from cnnlab.models.registry import register_model
-from cnnlab.models.weights import face_weight_folders, find_face_weights, read_state_dict
+from cnnlab.models.weights import face_weight_folders, find_face_weights, load_exact
 
 PAPER = "King 2017, dlib face recognition ResNet (dlib_face_recognition_resnet_model_v1; LFW 99.38%), face-api.js port"
 
@@ -153,28 +153,8 @@ def load_dlib_resnet29(path: str | Path | None = None) -> DlibResNet29:
     file = Path(path).expanduser() if path is not None else find_weights()
     if not file.is_file():
         raise WeightsError("dlib face embedder weights not found", where=str(file), fix=f"pass the path of {FILE_NAME}")
-    state = read_state_dict(file)
-    net = DlibResNet29()
-    expected = net.state_dict()
-    found = (
-        ("missing", [k for k in expected if k not in state]),
-        ("unexpected", [k for k in state if k not in expected]),
-        (
-            "wrong shape",
-            [f"{k} {tuple(v.shape)}" for k, v in state.items() if k in expected and v.shape != expected[k].shape],
-        ),
-    )
-    problems = [
-        f"{len(keys)} {label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}" for label, keys in found if keys
-    ]
-    if problems:
-        raise WeightsError(
-            "the file does not hold the dlib ResNet-29 embedder (" + "; ".join(problems) + ")",
-            where=str(file),
-            fix=f"pass face-api.js' converted weights ({FILE_NAME} in shared/data/face-models)",
-        )
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    fix = f"pass face-api.js' converted weights ({FILE_NAME} in shared/data/face-models)"
+    return load_exact(DlibResNet29(), file, "the dlib ResNet-29 embedder", fix)
 
 
 def resize_bilinear_tf(image: torch.Tensor, size: int) -> torch.Tensor:
