@@ -20,16 +20,18 @@ cnnlab.core.errors.RegistryError: unknown task 'segmnt'; did you mean 'segment'?
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
 
 from cnnlab.core.errors import ConfigError
 from cnnlab.core.registry import Registry
-from cnnlab.core.rundir import load_checkpoint
+from cnnlab.core.rundir import RunDir, load_checkpoint
 
 RunFn = Callable[..., dict[str, Any]]
 """``run(config, runs_dir=Path("runs"), resume=None, console=None) -> results`` (also in ``results.json``)."""
@@ -131,3 +133,24 @@ def task_of(target: str | Path) -> Task:
             )
         name = state.get("task") or (config or {}).get("task") or "classify"
     return TASKS.get(name)
+
+
+def resume_from(trainer: Any, checkpoint: Path | None, run: RunDir, console: Console) -> None:
+    """Load a resumed run's ``checkpoint`` into ``trainer`` (a :class:`~cnnlab.train.trainer.Trainer`) and say
+    where it goes on; nothing when the run starts afresh."""
+    if checkpoint is not None:
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+
+
+def timed_fit(trainer: Any, train: Any, val: Any, epochs: int | None, run: RunDir, console: Console) -> dict[str, Any]:
+    """Say the speed plan, fit, and return the start of a task's results (run folder, fit seconds, epochs), or
+    ``{"interrupted": True, "run_dir": ...}`` after saying how to resume when the fit was stopped."""
+    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
+    started = time.perf_counter()
+    trainer.fit(train, val, epochs=epochs)
+    seconds = time.perf_counter() - started
+    if trainer.stop_reason == "interrupted":
+        console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
+        return {"interrupted": True, "run_dir": str(run.path)}
+    return {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}

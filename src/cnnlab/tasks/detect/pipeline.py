@@ -10,7 +10,6 @@ normalisation, anchors and model options.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from rich.console import Console
 
 from cnnlab.core.config import save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError, WeightsError
-from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint
+from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
 from cnnlab.data.boxes import BoxDataset, read_boxes
 from cnnlab.data.loader import TensorLoader
@@ -28,6 +27,7 @@ from cnnlab.models import create_model, model_entry
 from cnnlab.models.detect.yolo import YoloDetector
 from cnnlab.models.weights import resolve_weights
 from cnnlab.report.html import write_report
+from cnnlab.tasks.base import resume_from, timed_fit
 from cnnlab.tasks.config import channel_stats, eval_transform
 from cnnlab.tasks.detect.anchors import anchor_fit, describe_anchor_fit, kmeans_anchors
 from cnnlab.tasks.detect.config import DetectRunConfig
@@ -276,23 +276,16 @@ def _train(
         iou_threshold=det.iou_threshold,
         max_detections=det.max_detections,
     )
-    if checkpoint is not None:
-        trainer.load_state_dict(load_checkpoint(checkpoint))
-        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    resume_from(trainer, checkpoint, run, console)
     console.print(
         f"Training [bold]{name}[/bold] on {len(train)} images ({train.summary()}); validation: "
         f"{len(held) if held else 0} images ({how})."
     )
     for line in chosen:
         console.print(f"  {line}")
-    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
-    started = time.perf_counter()
-    trainer.fit(loader, val, epochs=epochs)
-    seconds = time.perf_counter() - started
-    if trainer.stop_reason == "interrupted":
-        console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
-        return {"interrupted": True, "run_dir": str(run.path)}
-    results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    results: dict[str, Any] = timed_fit(trainer, loader, val, epochs, run, console)
+    if results.get("interrupted"):
+        return results
     if held is not None:
         from cnnlab.tasks.detect.predictor import Detector
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from cnnlab.data.presets import PRESETS
 from cnnlab.models import create_model, input_options, model_entry
 from cnnlab.models.embed.head import EmbeddingNet
 from cnnlab.report.html import write_report
+from cnnlab.tasks.base import resume_from, timed_fit
 from cnnlab.tasks.config import channel_stats, eval_transform
 from cnnlab.tasks.embed.config import DEFAULT_SIDE, EmbedRunConfig
 from cnnlab.tasks.embed.embedder import Embedder
@@ -218,23 +218,16 @@ def _train(
         mining=emb.mining,
         margin=emb.margin,
     )
-    if checkpoint is not None:
-        trainer.load_state_dict(load_checkpoint(checkpoint))
-        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    resume_from(trainer, checkpoint, run, console)
     console.print(
         f"Training an embedder on {len(train_rows)} images of {len(torch.unique(data.targets[train_rows]))} people "
         f"from {config.data.source}."
     )
     for line in chosen:
         console.print(f"  {line}")
-    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
-    started = time.perf_counter()
-    trainer.fit(loader, val, epochs=epochs)
-    seconds = time.perf_counter() - started
-    if trainer.stop_reason == "interrupted":
-        console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
-        return {"interrupted": True, "run_dir": str(run.path)}
-    results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    results: dict[str, Any] = timed_fit(trainer, loader, val, epochs, run, console)
+    if results.get("interrupted"):
+        return results
     embedder = Embedder.from_meta(trainer.eval_model.eval(), meta)
     title = f"{len(split.held_people)} held-out people of {config.data.source}"
     scored = write_embedding_evaluation(run.path, embedder, data, title, split, emb.threshold_rule, console)

@@ -7,7 +7,6 @@ carry the class names, normalisation and model options that ``cnnlab predict`` n
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,13 @@ from rich.console import Console
 
 from cnnlab.core.config import save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError
-from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint
+from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.augment import Compose, Normalize, RandomCrop
 from cnnlab.data.datasets import Dataset, load_segmentation
 from cnnlab.data.elastic import ElasticDeform
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.presets import PRESETS
+from cnnlab.tasks.base import resume_from, timed_fit
 from cnnlab.tasks.config import channel_stats, eval_transform
 from cnnlab.tasks.segment.config import SegmentRunConfig, class_names, model_options
 from cnnlab.tasks.segment.figures import write_overlay_grid
@@ -146,23 +146,16 @@ def _train(
         tile=seg.tile if unpadded else None,
         margin=seg.margin,
     )
-    if checkpoint is not None:
-        trainer.load_state_dict(load_checkpoint(checkpoint))
-        console.print(f"Resuming {run.path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    resume_from(trainer, checkpoint, run, console)
     sizes = f"{len(train)} train" + (f", {len(held)} held-out" if held else "")
     console.print(
         f"Training [bold]{config.model.name}[/bold] ({seg.loss} loss) on {sizes} image/mask pairs "
         f"({channels}x{height}x{width}), {f'{crop}-pixel patches' if crop else 'whole images'}"
         + (" (patch size chosen from the image size)." if seg.crop is None else ".")
     )
-    console.print("Speed plan: " + "; ".join(trainer.plan.reasons))
-    started = time.perf_counter()
-    trainer.fit(loader, val)
-    seconds = time.perf_counter() - started
-    if trainer.stop_reason == "interrupted":
-        console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
-        return {"interrupted": True, "run_dir": str(run.path)}
-    results: dict[str, Any] = {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+    results: dict[str, Any] = timed_fit(trainer, loader, val, None, run, console)
+    if results.get("interrupted"):
+        return results
     if held is not None:
         trainer.tile, trainer.margin = seg.tile, seg.margin  # the path `cnnlab predict` takes: overlap-tiles
         preds = trainer.predict(_masks_loader(held, cfg.eval_batch_size, evaluation)).argmax(1)  # (N, H, W), EMA
@@ -175,7 +168,7 @@ def _train(
         per_class = "  ".join(f"{n} {scores[f'dice_{class_key(n)}']:.3f}" for n in names)
         console.print(
             f"Held-out pixel accuracy [bold green]{scores['acc']:.2%}[/bold green], mean IoU {scores['iou']:.3f}, "
-            f"Dice per class: {per_class} ({len(held)} images; training took {seconds:.0f} s)"
+            f"Dice per class: {per_class} ({len(held)} images; training took {results['fit_seconds']:.0f} s)"
         )
         console.print(f"Image | truth | prediction | errors: {grid}")
     atomic_write_text(run.path / "results.json", json.dumps(results, indent=2) + "\n")
