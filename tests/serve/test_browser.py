@@ -6,15 +6,11 @@ both (`pip install playwright`, `apt-get install chromium`; no `playwright insta
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pytest
 
 from tests.browser import CHROMIUM, HEADLESS_FLAGS
 from tests.serve.conftest import CLASSES, png_bytes
-from tests.serve.test_server import free_port
+from tests.serve.test_server import serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -34,26 +30,8 @@ def browser():
 def server(classifier_checkpoint):
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
-    import httpx
-
-    port = free_port()
-    command = [sys.executable, "-m", "cnnlab.cli.app", "serve", str(classifier_checkpoint), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240  # the default runtime exports to ONNX and verifies it first
-    try:
-        while True:
-            assert process.poll() is None, f"server exited: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "server did not answer /health in 240 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    with serve_process(classifier_checkpoint, wait_s=240) as url:  # the default runtime exports to ONNX first
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_upload_shows_the_predicted_class_and_the_heatmap(browser, server, tmp_path):

@@ -8,11 +8,7 @@ or not, and dlib's pretrained model with the real front-end (marked `data`) on O
 
 from __future__ import annotations
 
-import contextlib
 import io
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +34,7 @@ from cnnlab.tasks.detect.faces import Face  # noqa: E402
 from cnnlab.tasks.embed.frontend import FaceFrontEnd  # noqa: E402
 from tests.serve import test_browser  # noqa: E402
 from tests.serve.conftest import png_bytes  # noqa: E402
-from tests.serve.test_server import free_port  # noqa: E402
+from tests.serve.test_server import free_port, serve_process  # noqa: E402
 
 PEOPLE = ["ann", "bob", "cy"]
 THRESHOLD = 0.5
@@ -310,36 +306,11 @@ def test_the_cli_takes_the_pretrained_name(shared_data: Path, capsys, monkeypatc
 
 
 # --- the page in headless Chromium ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def serving(target: Path) -> Iterator[str]:
-    """`cnnlab serve TARGET` in its own process; its URL once /health answers."""
-    import httpx
-
-    port = free_port()
-    command = [sys.executable, "-m", "cnnlab.cli.app", "serve", str(target), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert process.poll() is None, f"server exited: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "server did not answer /health in 120 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 @pytest.mark.slow
 def test_the_page_compares_two_photos(browser, embed_run: Path, tmp_path: Path) -> None:
     image = tmp_path / "face.png"
     image.write_bytes(png_bytes(grey(7)))
-    with serving(embed_run) as url:
+    with serve_process(embed_run, wait_s=120) as url:
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

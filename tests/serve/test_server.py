@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +31,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_process(target: Path, wait_s: float) -> Iterator[str]:
+    """`cnnlab serve TARGET` in its own process; its URL once /health answers (within ``wait_s``)."""
+    port = free_port()
+    command = [sys.executable, "-m", "cnnlab.cli.app", "serve", str(target), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            assert process.poll() is None, f"server exited: {process.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, f"server did not answer /health in {wait_s:.0f} s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture

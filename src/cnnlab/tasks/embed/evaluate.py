@@ -81,7 +81,7 @@ def write_embedding_evaluation(
     verification: dict[str, Any] | None = None
     threshold = embedder.threshold
     if people >= 2:
-        verification, threshold = _verification(vectors[held], labels[held], embedder.threshold, threshold_rule)
+        verification, threshold = _verification(vectors[held], labels[held], embedder.threshold, threshold_rule, plots)
         if split is not None and len(torch.unique(labels[split.train])) >= 2:
             head = fit_siamese_head(vectors[split.train], labels[split.train])
             chosen = verification["threshold"]
@@ -90,7 +90,6 @@ def write_embedding_evaluation(
                 "threshold_balanced_accuracy": 0.5 * (chosen["tar"] + 1 - chosen["far"]),
                 "fitted_on": f"{len(split.train)} images of the training people (embedder frozen)",
             }
-        _verification_plots(plots, embedder, data, vectors, held, verification, threshold)
         summary = {
             "auc": verification["auc"],
             "eer": verification["eer"],
@@ -107,6 +106,10 @@ def write_embedding_evaluation(
     shown = shown if len(shown) <= 2000 else shown[torch.randperm(len(shown))[:2000]]
     plot_embedding_2d(vectors[shown], labels[shown], data.classes, plots / Plot.EMBEDDING_2D)
     pairs = hardest_pairs(vectors[held], labels[held], k=3) if people >= 2 else []
+    if pairs:
+        inputs = torch.stack([embedder.to_input(data.images[i].permute(1, 2, 0).numpy()) for i in held.tolist()])
+        pixels = data.images[held].permute(0, 2, 3, 1).numpy()
+        plot_hardest_pairs(embedder.model, inputs, pixels, pairs, plots / Plot.HARDEST_PAIRS, threshold=threshold)
     payload = {
         "task": "embed",
         "title": title,
@@ -133,10 +136,10 @@ def write_embedding_evaluation(
 
 
 def _verification(
-    vectors: torch.Tensor, labels: torch.Tensor, stored: float, rule: str | None
+    vectors: torch.Tensor, labels: torch.Tensor, stored: float, rule: str | None, plots: Path
 ) -> tuple[dict[str, Any], float]:
     """The verification report over every pair, with the threshold chosen by ``rule`` (or ``stored``) and how it
-    does here."""
+    does here; draws the ROC and the distance histograms into ``plots``."""
     distances, same = pair_distances(vectors, labels)
     curve = roc(distances, same)
     report = verification_report(distances, same)
@@ -149,27 +152,10 @@ def _verification(
         "far": far,
         "accuracy": curve.accuracy_at(threshold),
     }
-    return report, threshold
-
-
-def _verification_plots(
-    plots: Path,
-    embedder: Embedder,
-    data: Dataset,
-    vectors: torch.Tensor,
-    held: torch.Tensor,
-    verification: dict[str, Any],
-    threshold: float,
-) -> None:
-    distances, same = pair_distances(vectors[held], data.targets[held])
-    genuine = verification["pairs"]["genuine"]
-    title = f"Verification ROC: {len(torch.unique(data.targets[held]))} people, {genuine:,} same pairs"
-    plot_roc(roc(distances, same), plots / Plot.ROC, threshold=threshold, title=title)
+    title = f"Verification ROC: {len(torch.unique(labels))} people, {curve.genuine:,} same pairs"
+    plot_roc(curve, plots / Plot.ROC, threshold=threshold, title=title)
     plot_distance_histograms(distances, same, plots / Plot.DISTANCES, threshold=threshold)
-    pairs = hardest_pairs(vectors[held], data.targets[held], k=3)
-    inputs = torch.stack([embedder.to_input(data.images[i].permute(1, 2, 0).numpy()) for i in held.tolist()])
-    pixels = data.images[held].permute(0, 2, 3, 1).numpy()
-    plot_hardest_pairs(embedder.model, inputs, pixels, pairs, plots / Plot.HARDEST_PAIRS, threshold=threshold)
+    return report, threshold
 
 
 def _identification(
