@@ -143,7 +143,11 @@ class Embedder:
         return self.embed_inputs(torch.stack([self.to_input(p) for p in pictures]))
 
     def embed_uint8(self, images: torch.Tensor) -> torch.Tensor:
-        """A decoded dataset's ``(N, C, H, W)`` uint8 images -> embeddings ``(N, D)``."""
+        """A decoded dataset's ``(N, C, H, W)`` uint8 images -> embeddings ``(N, D)`` (normalised in one go when
+        they already have the input size, as a run's own data has)."""
+        if self.prepare is None and tuple(images.shape[1:]) == self.input_size:
+            mean, std = torch.tensor(self.mean)[:, None, None], torch.tensor(self.std)[:, None, None]
+            return self.embed_inputs((images.float() / 255 - mean) / std)
         return self.embed_arrays([image.permute(1, 2, 0).numpy() for image in images])
 
     # ----- photos -------------------------------------------------------------------------------
