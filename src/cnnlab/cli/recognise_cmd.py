@@ -63,11 +63,13 @@ def enrol(
     """Enrol people: `cnnlab enrol people/ --out gallery.npz` embeds every photo once (the course's database)."""
     from cnnlab.tasks.embed.embedder import Embedder
     from cnnlab.tasks.embed.gallery import enrol as enrol_people
+    from cnnlab.tasks.embed.gallery import gallery_photos
 
     _check_faces(faces)
+    people = gallery_photos(gallery)  # a bad gallery stops here, before any weights are read
     embedder = Embedder.load(model)
     console = Console()
-    found, notes = enrol_people(gallery, embedder, model, faces)  # type: ignore[arg-type]
+    found, notes = enrol_people(people, embedder, model, faces)  # type: ignore[arg-type]
     for note in notes:
         console.print(note)
     written = found.save(out)

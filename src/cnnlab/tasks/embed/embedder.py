@@ -36,7 +36,7 @@ from cnnlab.models import create_model
 from cnnlab.models.embed.dlib_resnet import DLIB_THRESHOLD, dlib_chip, load_dlib_resnet29
 from cnnlab.models.embed.head import EmbeddingNet
 from cnnlab.tasks.embed.course import COURSE_THRESHOLD
-from cnnlab.tasks.embed.frontend import FaceChip, FaceFrontEnd, FaceMode
+from cnnlab.tasks.embed.frontend import FaceChip, FaceFrontEnd, FaceMode, needs_detector
 
 PRETRAINED = {"dlib_resnet29": "dlib's ResNet-29 face embedder (face-api.js weights, LFW 99.38%)"}
 """Embedders usable without training, by name."""
@@ -159,9 +159,8 @@ class Embedder:
     def chip(self, path: str | Path, faces: FaceMode = "auto") -> FaceChip:
         """The face the embedder sees in a photo (the whole picture with ``faces="none"``)."""
         pixels = read_image(path, channels=3)
-        if faces == "none":
-            return FaceFrontEnd(detector=None, onet=None).chip(pixels, mode="none")
-        return self.front_end().chip(pixels, mode=faces)
+        front = self.front_end() if needs_detector(pixels.shape, faces) else FaceFrontEnd(detector=None, onet=None)
+        return front.chip(pixels, mode=faces)
 
     def embed_files(self, paths: Sequence[str | Path], faces: FaceMode = "auto") -> list[Embedded]:
         """Each photo's embedding and the front-end's note; a photo with no face gets ``vector=None`` and says so."""

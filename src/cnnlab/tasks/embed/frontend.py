@@ -45,6 +45,15 @@ MAX_TILT = 45.0
 Box = tuple[float, float, float, float]
 
 
+def needs_detector(shape: tuple[int, ...], mode: FaceMode) -> bool:
+    """Whether a picture of ``shape`` (H, W, ...) goes through the detector in ``mode`` (so its weights are needed).
+
+    >>> needs_detector((112, 92), "auto"), needs_detector((480, 640, 3), "auto"), needs_detector((50, 50), "detect")
+    (False, True, True)
+    """
+    return mode == "detect" or (mode == "auto" and max(shape[:2]) > SMALL_PICTURE)
+
+
 class NoFaceFound(DataError):
     """The detector found no face where one was required."""
 
@@ -124,13 +133,13 @@ class FaceFrontEnd:
         rgb = as_rgb_image(image)
         if mode == "none":
             return FaceChip(rgb, None, 0, "the whole picture used as the face (faces: none)")
+        height, width = rgb.shape[:2]
+        if not needs_detector(rgb.shape, mode):
+            return FaceChip(rgb, None, 0, f"a small picture (<= {SMALL_PICTURE} px): taken whole as a face crop")
         if self.detector is None:
             raise ConfigError(
                 f"face mode {mode!r} needs the face detector", where="FaceFrontEnd", fix="use FaceFrontEnd.load()"
             )
-        height, width = rgb.shape[:2]
-        if mode == "auto" and max(height, width) <= SMALL_PICTURE:
-            return FaceChip(rgb, None, 0, f"a small picture (<= {SMALL_PICTURE} px): taken whole as a face crop")
         faces = self.detector.detect(rgb)
         if not faces:
             raise NoFaceFound(

@@ -112,11 +112,10 @@ def gallery_photos(folder: str | Path) -> dict[str, list[Path]]:
 
 
 def enrol(
-    folder: str | Path, embedder: Embedder, embedder_name: str, faces: FaceMode = "auto"
+    people: dict[str, list[Path]], embedder: Embedder, embedder_name: str, faces: FaceMode = "auto"
 ) -> tuple[Gallery, list[str]]:
-    """Embed every photo of a gallery folder; returns the gallery and one note per photo that was skipped
-    (no face found) or needed a choice (several faces: the largest used)."""
-    people = gallery_photos(folder)
+    """Embed every photo of ``people`` (:func:`gallery_photos` of a folder); returns the gallery and one note
+    per photo that was skipped (no face found) or needed a choice (several faces: the largest used)."""
     vectors, names, paths, notes = [], [], [], []
     for person, photos in people.items():
         for found in embedder.embed_files(photos, faces):
@@ -129,7 +128,11 @@ def enrol(
             names.append(person)
             paths.append(found.path)
     if not vectors:
-        raise DataError("no face found in any gallery photo", where=str(folder), fix="use photos with a visible face")
+        raise DataError(
+            "no face found in any gallery photo",
+            where=str(next(iter(people.values()))[0].parent),
+            fix="use photos with a visible face",
+        )
     return Gallery(torch.stack(vectors), names, paths, embedder_name, embedder.threshold), notes
 
 
