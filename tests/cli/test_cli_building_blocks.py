@@ -70,7 +70,7 @@ def test_conv_calc_same_padding_dilation_and_asymmetric_sizes(capsys: pytest.Cap
         (["--input", "8x8x1", "--layer", "conv:f=0,c=2"],
          "kernel_size must be a positive integer. Received: kernel_size=0"),
         (["--input", "8x8x1", "--layer", "conv:k=3,c=2"], "bad option 'k=3' for conv"),
-        (["--input", "8x8", "--layer", "conv:f=3,c=2"], "--input needs HxWxC"),
+        (["--input", "8", "--layer", "conv:f=3,c=2"], "--input needs HxWxC"),
         (["--input", "8x8x1", "--layer", "cnv:f=3"], "unknown layer kind 'cnv'"),
         (["--input", "8x8x1", "--layer", "fc:n=3", "--layer", "conv:f=1,c=1"], "conv after flatten/fc"),
     ],

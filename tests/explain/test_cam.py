@@ -190,7 +190,7 @@ def test_default_layer_is_the_model_contract_else_the_last_conv():
     zoo = create_model("resnet20")
     assert default_target_layer(zoo) == "layer3" == GradCAM(zoo).layer_name
     assert default_target_layer(_net()) == "features.2"
-    with pytest.raises(ConfigError, match="no Conv2d"):
+    with pytest.raises(ConfigError, match="no convolution"):
         default_target_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
 
 

@@ -18,10 +18,15 @@ from cnnlab.models import create_model, list_models, model_entry
 HEAVY = 100_000_000
 
 
-def _tiny_case(name: str) -> tuple[dict[str, object], tuple[int, int, int]]:
-    """Builder options (with the output channels as ``num_classes``) and (C, H, W) for the cheapest real
-    forward pass of a model."""
+def _tiny_case(name: str) -> tuple[dict[str, object], tuple[int, ...]]:
+    """Builder options (with the output channels as ``num_classes``) and the input shape without the batch axis
+    ((C, H, W), or (C, T) and (C, D, H, W) for sequence nets) for the cheapest real forward pass of a model."""
     entry = model_entry(name)
+    if entry.task == "sequence":  # series at their shortest length (16 at least); clips and volumes 4^3 or min_size^3
+        channels, *sides = entry.default_input
+        small = {"small_input": True} if entry.small_input_max is not None else {}
+        side = max(entry.min_size, 16 if len(sides) == 1 else 4)
+        return {"num_classes": 3, **small}, (channels, *(side,) * len(sides))
     channels, height, width = entry.default_input
     if entry.task == "segment":
         return {"num_classes": 3, "padding": "same", "depth": 2, "base_width": 8}, (channels, 16, 16)

@@ -2,11 +2,13 @@
 
 Layer syntax: ``conv:f=F,c=C[,s=S][,p=P][,d=D]``, ``pool:f=F[,s=S][,p=P][,d=D][,type=max|avg]``
 (also ``maxpool:`` / ``avgpool:``), ``flatten``, ``fc:n=N``. ``p`` is an int, ``valid`` or
-``same`` (TF: output ``ceil(n / s)``). Sizes are written HxWxC, as in the course notes.
+``same`` (TF: output ``ceil(n / s)``). Sizes are written HxWxC, as in the course notes; ``TxC`` is a signal
+(Conv1D: T steps of C channels) and ``DxHxWxC`` a clip or volume (Conv3D), as Keras writes their shapes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import typer
@@ -74,28 +76,36 @@ def parse_layer(text: str) -> Step:
     return Step(text, kind, options)
 
 
+AXES = {1: ["T"], 2: ["H", "W"], 3: ["D", "H", "W"]}
+"""The spatial axes of a TxC signal, an HxWxC image and a DxHxWxC volume."""
+
+
 def conv_calc(
-    input_size: str = typer.Option(..., "--input", help="HxWxC, e.g. 39x39x3."),
+    input_size: str = typer.Option(
+        ..., "--input", help="HxWxC, e.g. 39x39x3; TxC for a signal (Conv1D), DxHxWxC for a clip or volume (Conv3D)."
+    ),
     layers: list[str] = typer.Option(..., "--layer", help=f"Repeat, in order: {_SYNTAX}"),
 ) -> None:
-    """Print each layer's output size with the formula floor((n + 2p - f') / s) + 1 filled in."""
+    """Print each layer's output size with the formula floor((n + 2p - f') / s) + 1 filled in (any of 1, 2 or 3
+    spatial axes: kernels are f, fxf or fxfxf)."""
     dims = parse_dims(input_size, "--input", "39x39x3")
-    if len(dims) != 3:
+    if len(dims) not in (2, 3, 4):
         raise ConfigError(
-            f"--input needs HxWxC (3 sizes). Received: {input_size!r}", where="--input", fix="e.g. 39x39x3"
+            f"--input needs HxWxC (or TxC, DxHxWxC). Received: {input_size!r}", where="--input", fix="e.g. 39x39x3"
         )
-    h, w, c = dims
+    sizes, c = tuple(dims[:-1]), dims[-1]
+    names = AXES[len(sizes)]
     flat: int | None = None  # set once the stack is flattened
     total_params = total_macs = 0
-    typer.echo(f"input: {h}x{w}x{c}")
+    typer.echo(f"input: {_shape(sizes, c)}")
     for i, step in enumerate(parse_layer(text) for text in layers):
         typer.echo(f"{i + 1}. {step.text}")
         if step.kind in ("conv", "pool") and flat is not None:
             raise ConfigError(f"{step.kind} after flatten/fc has no spatial input", where=step.where)
         if step.kind == "flatten" or (step.kind == "fc" and flat is None):
             if flat is None:
-                flat = h * w * c
-                typer.echo(f"   flatten: {h}*{w}*{c} = {flat:,}")
+                flat = math.prod(sizes) * c
+                typer.echo(f"   flatten: {'*'.join(str(n) for n in (*sizes, c))} = {flat:,}")
             if step.kind == "flatten":
                 continue
         if step.kind == "fc":
@@ -106,40 +116,48 @@ def conv_calc(
             continue
         f, d = step.int("f"), step.int("d", 1)
         s = step.int("s", 1 if step.kind == "conv" else f)
-        pads = _padding(step, (h, w), f, s, d)
+        pads = _padding(step, sizes, f, s, d)
         try:
-            h, w = _walk_axes(step, (h, w), f, s, pads, d)
+            sizes = _walk_axes(step, sizes, names, f, s, pads, d)
         except ShapeError as err:
             raise ShapeError(err.what, where=step.where, fix=err.fix) from err
         if step.kind == "conv":
             c_out = step.int("c")
-            params = shapes.conv_params(c, c_out, f)
-            macs = shapes.conv_macs(c, c_out, f, (h, w))
-            detail = f"params {c_out}*({f}*{f}*{c} + 1) = {params:,}   mult-adds {h}*{w}*{c_out}*{f}*{f}*{c} = {macs:,}"
+            kernel = (f,) * len(sizes)
+            params = shapes.conv_params(c, c_out, kernel)
+            macs = shapes.conv_macs(c, c_out, kernel, sizes)
+            window = "*".join([str(f)] * len(sizes))
+            out = "*".join(str(n) for n in sizes)
+            detail = f"params {c_out}*({window}*{c} + 1) = {params:,}   mult-adds {out}*{c_out}*{window}*{c} = {macs:,}"
             c, total_params, total_macs = c_out, total_params + params, total_macs + macs
         else:
             detail = f"{step.options.get('type', 'max')} pool, no parameters"
-        typer.echo(f"   -> {h}x{w}x{c}   {detail}")
+        typer.echo(f"   -> {_shape(sizes, c)}   {detail}")
     if flat is None:
-        flat = h * w * c
-        typer.echo(f"flatten: {h}*{w}*{c} = {flat:,}")
+        flat = math.prod(sizes) * c
+        typer.echo(f"flatten: {'*'.join(str(n) for n in (*sizes, c))} = {flat:,}")
     typer.echo(f"total: {total_params:,} parameters, {total_macs:,} mult-adds ({total_macs / 1e6:.1f}M)")
 
 
-def _padding(step: Step, sizes: tuple[int, int], f: int, s: int, d: int) -> list[tuple[int, int]]:
+def _shape(sizes: tuple[int, ...], channels: int) -> str:
+    return "x".join(str(n) for n in (*sizes, channels))
+
+
+def _padding(step: Step, sizes: tuple[int, ...], f: int, s: int, d: int) -> list[tuple[int, int]]:
     p = step.options.get("p", "0")
     if p == "same":
         return [shapes.same_padding(n, f, s, d) for n in sizes]
-    return [(0, 0)] * 2 if p == "valid" else [shapes.axis_padding(step.int("p", 0))] * 2
+    return [(0, 0)] * len(sizes) if p == "valid" else [shapes.axis_padding(step.int("p", 0))] * len(sizes)
 
 
 def _walk_axes(
-    step: Step, sizes: tuple[int, int], f: int, s: int, pads: list[tuple[int, int]], d: int
-) -> tuple[int, int]:
-    """Both output sizes; the formula is printed once when height and width work out the same."""
+    step: Step, sizes: tuple[int, ...], names: list[str], f: int, s: int, pads: list[tuple[int, int]], d: int
+) -> tuple[int, ...]:
+    """Every output size; the formula is printed once when all axes work out the same."""
     size = shapes.pool_output_size if step.kind == "pool" else shapes.conv_output_size
-    out = (size(sizes[0], f, s, pads[0], d), size(sizes[1], f, s, pads[1], d))
-    axes = ["H, W"] if sizes[0] == sizes[1] and pads[0] == pads[1] else ["H", "W"]
-    for axis, n, p in zip(axes, sizes, pads, strict=False):
+    out = tuple(size(n, f, s, p, d) for n, p in zip(sizes, pads, strict=True))
+    same = len(set(sizes)) == 1 and len(set(pads)) == 1 and len(sizes) > 1
+    rows = [(", ".join(names), sizes[0], pads[0])] if same else list(zip(names, sizes, pads, strict=True))
+    for axis, n, p in rows:
         typer.echo(f"   {axis}: {shapes.conv_output_formula(n, f, s, p, d)}")
     return out

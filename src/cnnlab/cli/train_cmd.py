@@ -48,7 +48,10 @@ def train(
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first unreadable image instead of skipping it."),
     task: str = typer.Option(
-        None, "--task", help="classify (default) | segment (needs --masks) | detect (boxes) | embed (people folders)."
+        None,
+        "--task",
+        help="classify (default) | segment (needs --masks) | detect (boxes) | embed (people folders) | sequence "
+        "(series, audio, clips, volumes; picked from --data when it is a UCR set or a folder of WAVs or clips).",
     ),
     masks: str = typer.Option(None, "--masks", help="Segmentation: mask folder paired with --data by file name."),
     patch_size: int = typer.Option(
@@ -75,6 +78,12 @@ def train(
         None, "--mining", help="Embed: batch_hard (default) | batch_hard_soft | semi_hard | contrastive."
     ),
     margin: float = typer.Option(None, "--margin", help="Embed: triplet margin alpha (default 0.2, the course's)."),
+    split: str = typer.Option(
+        None,
+        "--split",
+        help="Sequence: the test split: auto | source (UCR _TEST files) | index (FSDD 0-4) | group (unseen "
+        "speakers) | random.",
+    ),
 ) -> None:
     """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment
     --data IMAGES --masks MASKS` trains a segmentation model, `cnnlab train --task detect --data data.yaml` a
@@ -83,10 +92,10 @@ def train(
     from cnnlab.tasks.config import check_resume, load_run_config
 
     source = RunDir.open(resume).config if resume is not None else config  # a clear error if it is no run folder
-    chosen = TASKS.get(task_name(task, source))  # an unknown task stops here, before any run folder exists
+    chosen = TASKS.get(task_name(task, source, data, data_dir))  # an unknown task stops here, before any run folder
     specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
     specific |= {"transfer": transfer, "unfreeze": unfreeze, "tta": tta, "sync_bn": sync_bn or None}
-    specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin}
+    specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin, "split": split}
     overrides = {
         "run": {"name": name},
         "data": {
@@ -137,15 +146,16 @@ def train(
         raise typer.Exit(130)  # a stopped run is not a finished one: `train && evaluate` must not go on
 
 
-def task_name(option: str | None, source: Path | None) -> str:
-    """The task to train: ``--task``, else the one the ``--config`` file or resumed run names, else classify;
-    a ``--task`` that contradicts the resumed run's is an error."""
-    from cnnlab.tasks.base import config_task
+def task_name(option: str | None, source: Path | None, data: str | None = None, data_dir: str | None = None) -> str:
+    """The task to train: ``--task``, else the one the ``--config`` file or resumed run names, else the task
+    whose data ``--data`` is (a UCR set or a folder of WAV files is a sequence run), else classify; a ``--task``
+    that contradicts the resumed run's is an error."""
+    from cnnlab.tasks.base import config_task, task_for_data
 
     named = config_task(source) if source is not None else None
     if option is not None and named is not None and option != named:
         raise ConfigError(f"--task {option} contradicts the run's task '{named}'", where=str(source), fix="drop --task")
-    return option or named or "classify"
+    return option or named or task_for_data(data, data_dir) or "classify"
 
 
 def _worker_args(ctx: typer.Context) -> list[str]:

@@ -89,7 +89,8 @@ class GradCAM:
         return kept.clone()  # later in-place ops (ReLU(inplace=True), +=) change the copy, not the kept maps
 
     def __call__(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        """Heatmaps ``(B, H, W)`` in [0, 1] for ``target`` (a class index, one per image, or ``None``: predicted)."""
+        """Heatmaps ``(B, H, W)`` in [0, 1] for ``target`` (a class index, one per image, or ``None``: predicted);
+        ``(B, T)`` for signals ``(B, C, T)`` and ``(B, D, H, W)`` for volumes ``(B, C, D, H, W)``."""
         return self.explain(x, target).maps
 
     def explain(self, x: torch.Tensor, target: Target = None) -> Explanation:
@@ -98,7 +99,7 @@ class GradCAM:
             raise ConfigError(
                 "this GradCAM is closed", where=f"layer '{self.layer_name}'", fix="create a new GradCAM(model)"
             )
-        _check_images(x)
+        _check_images(x, self.model)
         self._kept.clear()
         self._recording = True
         try:
@@ -203,7 +204,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str | nn.Module | Non
     torch.Size([3, 8, 8])
     """
     batch = x[None] if x.dim() == 3 else x
-    _check_images(batch)
+    _check_images(batch, model)
     if batch.shape[0] != 1:
         raise ShapeError(
             f"feature_maps takes one image, got a batch of {batch.shape[0]}", where="x", fix="pass x[i:i + 1]"
@@ -236,14 +237,14 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
 
 
 def _saliency(model: nn.Module, x: torch.Tensor, target: Target) -> Explanation:
-    _check_images(x)
+    _check_images(x, model)
     with eval_mode(model), torch.enable_grad():
         leaf = x.detach().clone().requires_grad_(True)  # (B, C, H, W)
         score, logits, targets = _score(target, model(leaf))
         (grads,) = torch.autograd.grad(score, leaf)
-    maps = grads.abs().amax(dim=1)  # (B, H, W)
+    maps = grads.abs().amax(dim=1)  # (B, H, W), (B, T) or (B, D, H, W)
     peak = maps.flatten(1).amax(dim=1).clamp_min(torch.finfo(maps.dtype).tiny)
-    return Explanation(maps / peak[:, None, None], logits.detach(), targets)
+    return Explanation(maps / peak.view((-1,) + (1,) * (maps.dim() - 1)), logits.detach(), targets)
 
 
 def similarity_to(reference: torch.Tensor) -> ScoreFn:
@@ -279,32 +280,48 @@ def _score(target: Target, output: Any) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def _cam(activations: torch.Tensor, grads: torch.Tensor, plus_plus: bool) -> torch.Tensor:
-    """Channel weights from the gradients, then ``ReLU(sum_k w_k A_k)`` ``(B, h, w)``."""
+    """Channel weights from the gradients, then ``ReLU(sum_k w_k A_k)``: ``(B, h, w)``, or ``(B, t)`` and
+    ``(B, d, h, w)`` for the feature maps of Conv1D and Conv3D nets."""
+    positions = tuple(range(2, activations.dim()))
     if plus_plus:
         g2 = grads.pow(2)
-        denominator = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * grads.pow(3)
+        denominator = 2 * g2 + activations.sum(dim=positions, keepdim=True) * grads.pow(3)
         alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
-        weights = (alpha * grads.relu()).sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        weights = (alpha * grads.relu()).sum(dim=positions, keepdim=True)  # (B, C, 1, ...)
     else:
-        weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        weights = grads.mean(dim=positions, keepdim=True)  # (B, C, 1, ...)
     return (weights * activations).sum(dim=1).relu()
 
 
+_UPSAMPLING = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
 def _to_input_size(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Bilinear upsampling to the input's (H, W), then min-max scaling to [0, 1] per image (flat maps: 0)."""
-    maps = F.interpolate(maps[:, None].float(), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    """(Bi/tri)linear upsampling to the input's positions (T, (H, W) or (D, H, W)), then min-max scaling to
+    [0, 1] per sample (flat maps: 0)."""
+    rank = x.dim() - 2
+    maps = F.interpolate(maps[:, None].float(), size=x.shape[2:], mode=_UPSAMPLING[rank], align_corners=False)[:, 0]
     flat = maps.flatten(1)
     low, span = flat.amin(dim=1), flat.amax(dim=1) - flat.amin(dim=1)
-    scaled = (maps - low[:, None, None]) / span.clamp_min(torch.finfo(maps.dtype).tiny)[:, None, None]
-    return torch.where(span[:, None, None] > 0, scaled, torch.zeros_like(maps))
+    view = (-1,) + (1,) * rank
+    scaled = (maps - low.view(view)) / span.clamp_min(torch.finfo(maps.dtype).tiny).view(view)
+    return torch.where(span.view(view) > 0, scaled, torch.zeros_like(maps))
 
 
-def _check_images(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+_INPUTS = {3: "signals (B, C, T)", 4: "images (B, C, H, W)", 5: "volumes (B, C, D, H, W)"}
+
+
+def _check_images(x: torch.Tensor, model: nn.Module | None = None) -> None:
+    """``x`` must be a batch of what ``model``'s convolutions take: images for Conv2d nets, signals for
+    Conv1d nets, volumes for Conv3d nets (any of the three when the model has no convolution)."""
+    first = (
+        next((m for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d)), None) if model else None
+    )
+    wanted = [len(first.kernel_size) + 2] if first is not None else list(_INPUTS)
+    if not isinstance(x, torch.Tensor) or x.dim() not in wanted:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ShapeError(
-            f"expected a batch of images (B, C, H, W), got {shape}", where="x", fix="add a batch axis: x[None]"
-        )
+        expected = " or ".join(_INPUTS[n] for n in wanted)
+        raise ShapeError(f"expected a batch of {expected}, got {shape}", where="x", fix="add a batch axis: x[None]")
 
 
 def _logits(output: Any) -> torch.Tensor:

@@ -69,7 +69,7 @@ class HookSet:
 
 def default_target_layer(model: nn.Module) -> str:
     """The layer Grad-CAM explains by default: ``model.gradcam_layer`` (every zoo classifier has one),
-    else the last ``nn.Conv2d`` in the model.
+    else the last convolution (``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Conv3d``) in the model.
 
     >>> from torch import nn
     >>> default_target_layer(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.Conv2d(8, 8, 3), nn.ReLU())))
@@ -78,10 +78,10 @@ def default_target_layer(model: nn.Module) -> str:
     name = getattr(model, "gradcam_layer", None)
     if isinstance(name, str):
         return name
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d)]
     if not convs:
         raise ConfigError(
-            f"{type(model).__name__} has no Conv2d layer and no 'gradcam_layer' attribute",
+            f"{type(model).__name__} has no convolution and no 'gradcam_layer' attribute",
             where="layer=None",
             fix="name the layer to explain, e.g. layer='features.3' (any name from model.named_modules())",
         )
@@ -137,13 +137,14 @@ def _appender(outputs: list[torch.Tensor]) -> Callable[[nn.Module, Any, Any], No
 
 
 def tensor_output(module: nn.Module, output: Any) -> torch.Tensor:
-    """The output of a hooked layer, which must be one tensor of feature maps ``(B, C, h, w)``."""
-    if not isinstance(output, torch.Tensor) or output.dim() != 4:
+    """The output of a hooked layer, which must be one tensor of feature maps ``(B, C, h, w)`` (``(B, C, t)`` or
+    ``(B, C, d, h, w)`` in Conv1D and Conv3D nets)."""
+    if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4, 5):
         kind = f"a tensor of shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else type(output).__name__
         raise ConfigError(
             f"layer {type(module).__name__} returns {kind}, not feature maps (B, C, h, w)",
             where="layer",
-            fix="choose a convolutional layer or block (one whose output is 4-D)",
+            fix="choose a convolutional layer or block (one whose output has channels and positions)",
         )
     return output
 

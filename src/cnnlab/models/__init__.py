@@ -13,6 +13,7 @@ from cnnlab.models import (
     resnet9,
     resnet_cifar,
     segment,
+    sequence,
     small,
     vgg,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "resnet9",
     "resnet_cifar",
     "segment",
+    "sequence",
     "small",
     "vgg",
     "weight_spec",

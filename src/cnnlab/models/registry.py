@@ -131,7 +131,8 @@ def create_model(
 
 
 def input_options(name: str, input_size: tuple[int, ...]) -> dict[str, object]:
-    """The builder options right for ``(C, H, W)`` images, or a :class:`ConfigError` if the net cannot take them.
+    """The builder options right for ``(C, H, W)`` images (``(C, T)`` signals and ``(C, D, H, W)`` volumes for
+    Conv1D and Conv3D nets), or a :class:`ConfigError` if the net cannot take them.
 
     The one place that knows which input sizes each model takes: nets with a ``small_input`` layout
     (the ImageNet nets' stride-1 stems, LeNet-5's 2-pixel padding) get ``{"small_input": True}``
@@ -152,23 +153,38 @@ def input_options(name: str, input_size: tuple[int, ...]) -> dict[str, object]:
     cnnlab.core.errors.ConfigError: resnet9 needs images of at least 8x8 pixels; these are 6x6 [resnet9]...
     """
     entry = model_entry(name)
-    if len(input_size) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in input_size):
+    rank = len(entry.default_input) - 1
+    if len(input_size) != rank + 1 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in input_size):
         raise ConfigError(
-            f"input_size must be (channels, height, width), three whole numbers >= 1. Received: {input_size!r}",
+            f"input_size must be {_INPUT_LAYOUT[rank]}, {rank + 1} whole numbers >= 1. Received: {input_size!r}",
             where=name,
-            fix="pass the shape of one image, channels first, e.g. (3, 32, 32)",
+            fix=f"pass the shape of one sample, channels first, e.g. {_INPUT_EXAMPLE[rank]}"
+            + ("" if len(input_size) == rank + 1 else f"; {name} is {_INPUT_KIND[rank]}: cnnlab models lists others"),
         )
-    _, height, width = input_size
-    if min(height, width) < entry.min_size:
+    sides = input_size[1:]
+    if min(sides) < entry.min_size:
         size = entry.min_size
+        if rank == 2:
+            height, width = sides
+            raise ConfigError(
+                f"{name} needs images of at least {size}x{size} pixels; these are {height}x{width}",
+                where=name,
+                fix=f"resize them larger (cnnlab train --img-size {size} or more), "
+                "or pick a net for tiny images (resnet20 takes any size)",
+            )
+        shown = "x".join(str(n) for n in sides)
         raise ConfigError(
-            f"{name} needs images of at least {size}x{size} pixels; these are {height}x{width}",
+            f"{name} needs at least {size} {'time steps' if rank == 1 else 'voxels per side'}; these are {shown}",
             where=name,
-            fix=f"resize them larger (cnnlab train --img-size {size} or more), "
-            "or pick a net for tiny images (resnet20 takes any size)",
+            fix="pad the inputs longer, or pick a net with less downsampling (fcn takes any length)",
         )
-    small = entry.small_input_max is not None and min(height, width) <= entry.small_input_max
+    small = entry.small_input_max is not None and min(sides[-2:]) <= entry.small_input_max  # strides are spatial
     return {"small_input": True} if small else {}
+
+
+_INPUT_LAYOUT = {1: "(channels, steps)", 2: "(channels, height, width)", 3: "(channels, depth, height, width)"}
+_INPUT_EXAMPLE = {1: "(1, 128)", 2: "(3, 32, 32)", 3: "(1, 16, 64, 64)"}
+_INPUT_KIND = {1: "a Conv1D net for signals", 2: "a 2-D net for images", 3: "a Conv3D net for clips and volumes"}
 
 
 def _import_families() -> None:

@@ -395,7 +395,7 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     if in_chans == 1:
         return weight.sum(dim=1, keepdim=True)
     repeats = math.ceil(in_chans / channels)
-    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (channels / in_chans)
+    return weight.repeat(1, repeats, *([1] * (weight.dim() - 2)))[:, :in_chans] * (channels / in_chans)
 
 
 def load_weights(model: nn.Module, weights: str | Path | WeightSpec, model_name: str = "") -> WeightSpec | None:

@@ -45,6 +45,7 @@ class Plot:
     DISTANCES = "distances.png"  # embed: same-person vs different-person distance histograms
     EMBEDDING_2D = "embedding_2d.png"  # embed: t-SNE / PCA of the embeddings coloured by person
     HARDEST_PAIRS = "hardest_pairs.png"  # embed: farthest same-person and nearest different-person pairs + Grad-CAM
+    SIGNAL_CAMS = "signal_cams.png"  # sequence: signals, clips or volumes with their Grad-CAM over time / space
 
 
 def machine_info() -> dict[str, Any]:

@@ -75,7 +75,21 @@ EMBED_SECTIONS: tuple[tuple[str, str], ...] = (
 )
 """The sections of an embedding run's report (``task: embed``)."""
 
-TASK_SECTIONS = {"detect": DETECT_SECTIONS, "embed": EMBED_SECTIONS}
+SEQUENCE_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("curves", "Training curves"),
+    ("lr", "Learning-rate schedule"),
+    ("samples", "Training samples"),
+    ("confusion", "Confusion matrix"),
+    ("per-class", "Per-class metrics"),
+    ("cams", "Where the model looked (Grad-CAM over time, or over the clip or volume)"),
+    ("model", "Model summary"),
+    ("config", "Resolved config"),
+    ("machine", "Machine and timings"),
+)
+"""The sections of a sequence run's report (``task: sequence``: series, audio, clips, volumes)."""
+
+TASK_SECTIONS = {"detect": DETECT_SECTIONS, "embed": EMBED_SECTIONS, "sequence": SEQUENCE_SECTIONS}
 """Report sections of the tasks whose page differs from the classifier's."""
 
 
@@ -136,6 +150,13 @@ class _Page:
                 ),
                 "worst": lambda: self.figure(
                     Plot.WORST_IMAGES, "predictions in colour with scores, missed boxes in white", "evaluate"
+                ),
+            }
+        if self.task == "sequence":
+            self.renderers |= {
+                "samples": lambda: self.figure(Plot.SAMPLES, "training samples as the model sees them", "train"),
+                "cams": lambda: self.figure(
+                    Plot.SIGNAL_CAMS, "worst mistakes and right answers; red: what counted for the class", "evaluate"
                 ),
             }
         if self.task == "embed":

@@ -11,7 +11,7 @@ without being told.
 
 >>> from cnnlab.tasks import TASKS
 >>> TASKS.names()
-['classify', 'detect', 'embed', 'segment']
+['classify', 'detect', 'embed', 'segment', 'sequence']
 >>> TASKS.get("segmnt")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -57,7 +57,9 @@ class Task:
     """One task as the CLI, the server and the exporter see it.
 
     ``routes`` are the server endpoints its predictor answers (``/predict``, ``/explain``, ``/segment``);
-    ``exportable`` says whether ``cnnlab export`` can write it; ``distributed`` whether ``--nproc`` trains it.
+    ``exportable`` says whether ``cnnlab export`` can write it; ``distributed`` whether ``--nproc`` trains it;
+    ``claims`` whether a ``--data`` source is unmistakably this task's (a UCR set, a folder of WAV files), so
+    ``cnnlab train --data`` picks the task without ``--task``.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Task:
     options: dict[str, str] = field(default_factory=dict)  # task-only CLI option -> "section.field" it sets
     evaluate: EvaluateFn | None = None  # `cnnlab evaluate RUN` for this task (None: the classifier's evaluation)
     pretrained: tuple[str, ...] = ()  # model names `load` and `evaluate` take in place of a run (dlib_resnet29)
+    claims: Callable[[str | None, str | None], bool] | None = None  # (--data, --data-dir) is this task's data
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -154,3 +157,16 @@ def timed_fit(trainer: Any, train: Any, val: Any, epochs: int | None, run: RunDi
         console.print(f"[yellow]Interrupted.[/yellow] Checkpoint saved. Resume with --resume {run.path}")
         return {"interrupted": True, "run_dir": str(run.path)}
     return {"run_dir": str(run.path), "fit_seconds": round(seconds, 1), "epochs": trainer.epoch}
+
+
+def task_for_data(source: str | None, data_dir: str | None = None) -> str | None:
+    """The task whose ``claims`` takes ``--data source`` (``None``: no task claims it; classify is the default).
+
+    >>> task_for_data("photos/"), task_for_data(None)
+    (None, None)
+    """
+    for name in TASKS.names():
+        claims = TASKS.get(name).claims
+        if claims is not None and claims(source, data_dir):
+            return name
+    return None

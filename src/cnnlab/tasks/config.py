@@ -93,10 +93,10 @@ def load_run_config(
 
 def _check_names(config: Any) -> None:
     """Unknown model or augmentation names fail here, with "did you mean", before any data is read."""
-    if hasattr(config, "model"):
+    if hasattr(config, "model") and config.model.name != "auto":  # auto: the task picks a model from the data
         model_entry(config.model.name)
     if hasattr(config, "data") and config.data.aug != "auto":
-        PRESETS.get(config.data.aug)
+        getattr(type(config), "check_augmentation", PRESETS.get)(config.data.aug)  # a task's own names, else images'
 
 
 FIXED_ON_RESUME = {

@@ -1,0 +1,90 @@
+"""The user's paths for non-image data: ``cnnlab train --data`` on a UCR-style folder, a folder of WAV files and
+a folder of clips picks the sequence task by itself, trains, scores the test split, writes the report; then
+``cnnlab evaluate`` and ``cnnlab predict`` on the run. Bad input stops before any run folder exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli.app import main
+from cnnlab.tasks.base import task_for_data
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def cli(*args: str) -> int:
+    return main(list(args))
+
+
+def only_run(runs: Path) -> Path:
+    (run,) = (runs / "sequence").iterdir()
+    return run
+
+
+def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_path: Path, capsys) -> None:
+    assert task_for_data(str(wave_set)) == "sequence"
+    assert cli("train", "--data", str(wave_set), "--runs-dir", str(tmp_path), "--epochs", "8") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    run = only_run(tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_samples"] == 40 and results["test_acc"] >= 0.9, results
+    assert "model fcn" in out and "test set: the source's own" in out and "Test accuracy" in out
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    losses = [float(row[rows[0].index("loss")]) for row in rows[1:]]
+    assert losses[-1] < losses[0] / 2  # the training loss falls
+    page = (run / "report.html").read_text()
+    assert "Where the model looked" in page and (run / "plots" / "signal_cams.png").is_file()
+    assert (run / "plots" / "samples.png").is_file() and (run / "plots" / "confusion_matrix.png").is_file()
+
+    assert cli("evaluate", str(run)) == 0
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(results["test_acc"])
+    capsys.readouterr()
+    assert cli("predict", str(run), str(wave_set / "Waves_TEST.ts"), "--json", "--top-k", "1") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 40 and {r["top"][0]["label"] for r in rows} <= {"sine", "square"}
+    truth = ["square" if i % 2 else "sine" for i in range(40)]
+    hits = sum(r["top"][0]["label"] == t for r, t in zip(rows, truth, strict=True))
+    assert hits / 40 == pytest.approx(results["test_acc"])  # predict reads files as training did
+
+
+def test_a_folder_of_recordings_trains_with_the_speaker_split(tone_folder: Path, tmp_path: Path, capsys) -> None:
+    assert task_for_data(str(tone_folder)) == "sequence"
+    code = cli("train", "--data", str(tone_folder), "--runs-dir", str(tmp_path), "--epochs", "6", "--split", "group")
+    assert code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("every recording of cy" in out and "log-mel" in out.lower()) or "logmel" in out.lower()
+    run = only_run(tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_samples"] == 12 and results["test_acc"] >= 0.9
+    capsys.readouterr()
+    wav = next(tone_folder.glob("high_cy_*.wav"))
+    assert cli("predict", str(run), str(wav), "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["label"] == "high"
+
+
+def test_clips_of_a_moving_blob_train_a_conv3d_net(blob_clips: Path, tmp_path: Path) -> None:
+    assert task_for_data(str(blob_clips)) == "sequence"
+    args = ("train", "--data", str(blob_clips), "--runs-dir", str(tmp_path), "--epochs", "6", "--lr", "0.01")
+    assert cli(*args) == 0
+    run = only_run(tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_acc"] >= 0.8, results
+    assert (run / "plots" / "signal_cams.png").is_file()
+    assert "c3d_small" in (run / "config.yaml").read_text()
+
+
+def test_bad_input_says_what_and_makes_no_run_folder(wave_set: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert cli("train", "--task", "sequence", "--data", str(tmp_path / "nothing"), "--runs-dir", str(runs)) != 0
+    assert "not sequence data" in " ".join(capsys.readouterr().err.split())
+    assert cli("train", "--data", str(wave_set), "--model", "resnet20", "--runs-dir", str(runs)) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "resnet20 does not take (C, T) signals" in err and "fcn" in err
+    assert cli("train", "--data", str(wave_set), "--aug", "cifar", "--runs-dir", str(runs)) != 0
+    assert "unknown augmentation 'cifar'" in " ".join(capsys.readouterr().err.split())
+    assert cli("train", "--data", str(wave_set), "--split", "sideways", "--runs-dir", str(runs)) != 0
+    assert not runs.exists()
