@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cnnlab.cli.app import main
+from cnnlab.data.series_files import read_ts
 from cnnlab.tasks.base import task_for_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,6 +51,14 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     truth = ["square" if i % 2 else "sine" for i in range(40)]
     hits = sum(r["top"][0]["label"] == t for r, t in zip(rows, truth, strict=True))
     assert hits / 40 == pytest.approx(results["test_acc"])  # predict reads files as training did
+
+    assert cli("export", str(run), "--format", "torchscript", "--out", str(tmp_path / "export")) == 0
+    card = json.loads((tmp_path / "export" / "model.torchscript.json").read_text())
+    assert card["input"]["shape"] == ["batch", 1, 64] and card["verification"]["top1_agreement"] == 1.0
+    exported = torch.jit.load(tmp_path / "export" / "model.torchscript.pt")
+    raw = read_ts(wave_set / "Waves_TEST.ts").x  # as read: the graph normalises each series itself
+    labels = [card["classes"][i] for i in exported(raw).argmax(1).tolist()]
+    assert [r["top"][0]["label"] for r in rows] == labels
 
 
 def test_a_folder_of_recordings_trains_with_the_speaker_split(tone_folder: Path, tmp_path: Path, capsys) -> None:

@@ -63,3 +63,25 @@ def inspect(
     first = next(iter(splits))
     out = sample_grid(splits[first], grid, per_class=per_class, seed=seed, title=f"{path.name} / {first}")
     console.print(f"sample grid: {out}")
+
+
+@app.command("moving-mnist")
+def moving_mnist(
+    out: Path = typer.Argument(..., help="New folder for the clips: OUT/<class>/<class>_<n>.npy."),
+    mnist: Path = typer.Option(..., "--mnist", help="Folder with the MNIST IDX files (train-images-idx3-ubyte.gz...)."),
+    clips: int = typer.Option(2000, "--clips", min=2, help="How many clips (balanced over the classes)."),
+    task: str = typer.Option("direction", "--task", help="direction (left/right/up/down) | digit (0-9)."),
+    frames: int = typer.Option(20, "--frames", min=2, help="Frames per clip."),
+    size: int = typer.Option(64, "--size", min=28, help="Frame side in pixels."),
+    seed: int = typer.Option(0, help="Seed for the digits, paths and speeds."),
+) -> None:
+    """Write Moving-MNIST-style clips (digits moving in a SIZExSIZE frame) for `cnnlab train --data OUT`."""
+    from cnnlab.data.moving_mnist import write_moving_mnist
+
+    if task not in ("direction", "digit"):
+        from cnnlab.core.errors import ConfigError
+
+        raise ConfigError(f"unknown clip task {task!r}", where="--task", fix="use direction or digit")
+    folder = write_moving_mnist(out, mnist, clips, task=task, frames=frames, size=size, seed=seed)
+    typer.echo(f"{clips} clips of {frames} frames, {size}x{size}, labelled by {task}: {folder}")
+    typer.echo(f"Train a Conv3D net on them: cnnlab train --data {folder}")

@@ -53,7 +53,7 @@ class ModelCard:
 
     name: str
     classes: tuple[str, ...]
-    input_size: tuple[int, int, int]  # (C, H, W)
+    input_size: tuple[int, ...]  # (C, H, W); (C, T) or (C, D, H, W) for Conv1D / Conv3D models
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize: int | None = None  # None: stretch to (H, W); n: shorter side to n, then centre crop (H, W)
@@ -100,6 +100,8 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout written to ``<stem>.json`` (input and preprocessing spelled out for other languages)."""
+        if len(self.input_size) != 3:
+            return self._signal_dict()
         channels, height, width = self.input_size
         fit: dict[str, Any] = (
             {"method": "stretch", "size": [height, width]}
@@ -134,10 +136,46 @@ class ModelCard:
             "verification": self.verification,
         }
 
+    def _signal_dict(self) -> dict[str, Any]:
+        """The card of a Conv1D or Conv3D model: samples ``(C, T)`` or ``(C, D, H, W)`` go in as they are read;
+        the graph normalises them itself (sequence models export behind their normalisation)."""
+        return {
+            "card_version": CARD_VERSION,
+            "name": self.name,
+            "task": self.task,
+            "format": self.format,
+            "file": self.file,
+            "classes": list(self.classes),
+            "input": {
+                "name": "input",
+                "shape": ["batch", *self.input_size],
+                "layout": "NCT" if len(self.input_size) == 2 else "NCDHW",
+                "dtype": "float32",
+            },
+            "output": {"name": "logits", "shape": ["batch", len(self.classes)], "apply": "softmax over axis 1"},
+            "preprocessing": {"normalisation": "inside the graph: pass samples as they are read (audio: the run's "
+                              "log-mel or waveform front-end, in its checkpoint)"},
+            "gradcam_layer": self.gradcam_layer,
+            "verification": self.verification,
+        }  # fmt: skip
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "model card") -> ModelCard:
         """Read back :meth:`to_dict` output; a missing key is a :class:`ConfigError` naming it."""
         try:
+            if len(values["input"]["shape"]) != 4:  # a Conv1D or Conv3D model's card: no image preprocessing
+                return cls(
+                    name=values["name"],
+                    classes=tuple(values["classes"]),
+                    input_size=tuple(int(n) for n in values["input"]["shape"][1:]),  # type: ignore[arg-type]
+                    mean=(0.0,),
+                    std=(1.0,),
+                    task=values.get("task", "classify"),
+                    gradcam_layer=values.get("gradcam_layer"),
+                    format=values.get("format"),
+                    file=values.get("file"),
+                    verification=values.get("verification", {}),
+                )
             _, channels, height, width = values["input"]["shape"]
             prep = values["preprocessing"]
             fit = prep["fit"]

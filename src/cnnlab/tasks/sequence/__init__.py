@@ -31,6 +31,7 @@ TASK = Task(
     load=SequenceModel.load,
     predict=_predict,
     evaluate=evaluate_run,
+    exportable=True,
     options={"split": "sequence.split"},
     claims=claims,
 )

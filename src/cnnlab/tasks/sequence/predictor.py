@@ -64,8 +64,34 @@ class SequenceModel:
         return cls(model.eval(), state, str(path))
 
     @property
-    def classes(self) -> list[str]:
-        return list(self.meta["classes"])
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["model_name"])
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """One sample's shape, channels first: ``(C, T)`` or ``(C, D, H, W)``."""
+        return tuple(int(n) for n in self.meta["input_size"])
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """0 per channel: the exported graph normalises raw samples itself (see :attr:`export_module`)."""
+        return (0.0,) * self.input_size[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return (1.0,) * self.input_size[0]
+
+    resize = None  # no image resizing: the model card's field for images
+
+    @property
+    def export_module(self) -> nn.Module:
+        """The model behind its normalisation, so an exported graph takes samples as they are read."""
+        norm = self.meta["normalise"]
+        return nn.Sequential(Normaliser(norm["mode"], norm.get("mean"), norm.get("std")), self.model).eval()
 
     @property
     def kind(self) -> str:
@@ -130,6 +156,17 @@ class SequenceModel:
                 where=self.source,
                 fix="give inputs like the training data (same channels and length)",
             )
+
+
+class Normaliser(nn.Module):
+    """:func:`~cnnlab.tasks.sequence.defaults.normalise` as a layer (what an exported sequence model starts with)."""
+
+    def __init__(self, mode: str, mean: list[float] | None, std: list[float] | None) -> None:
+        super().__init__()
+        self.mode, self.mean, self.std = mode, mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return normalise(x, self.mode, self.mean, self.std)
 
 
 def _series_file(path: Path) -> SignalSet:
