@@ -97,7 +97,7 @@ def evaluate_run(
         config = replace(config, data=replace(config.data, source=data, val_fraction=0.0))
     splits = load_splits(config, model.audio)
     test = splits.test if splits.test is not None else splits.train
-    if test.classes != model.classes:
+    if tuple(test.classes) != model.classes:
         raise ConfigError(
             f"{data or config.data.source} has classes {test.classes}; the model knows {model.classes}",
             where="--data",
