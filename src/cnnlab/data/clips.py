@@ -227,12 +227,10 @@ def load_clip_folder(
     x = torch.empty(len(arrays), channels, chosen_frames, *chosen_size)
     for i, array in enumerate(arrays):
         x[i] = fit_clip(_to_tensor(array), chosen_frames, chosen_size)  # grey broadcasts to colour
-    used = sorted(set(labels))
-    remap = {old: new for new, old in enumerate(used)}
-    return SignalSet(
+    return SignalSet.from_labels(
         x,
-        torch.tensor([remap[label] for label in labels], dtype=torch.long),
-        [classes[i] for i in used],
+        labels,
+        classes,
         names,
         kind="clip",
         meta={

@@ -65,6 +65,21 @@ class SignalSet:
     def __len__(self) -> int:
         return len(self.x)
 
+    @classmethod
+    def from_labels(
+        cls, x: torch.Tensor, labels: Sequence[int], classes: Sequence[str], names: list[str], **fields: object
+    ) -> SignalSet:
+        """A set whose class list keeps only the classes some sample has (class folders left empty after skipping
+        unreadable files drop out), labels renumbered to match.
+
+        >>> SignalSet.from_labels(torch.zeros(2, 1, 3), [2, 0], ["a", "b", "c"], ["x", "y"]).classes
+        ['a', 'c']
+        """
+        used = sorted(set(labels))
+        remap = {old: new for new, old in enumerate(used)}
+        y = torch.tensor([remap[label] for label in labels], dtype=torch.long)
+        return cls(x, y, [classes[i] for i in used], names, **fields)  # type: ignore[arg-type]
+
     @property
     def sample_shape(self) -> tuple[int, ...]:
         """One sample's shape, channels first: ``(C, T)`` or ``(C, D, H, W)``."""

@@ -384,12 +384,10 @@ def load_volume_folder(
         x[i] = (
             v[0] if v.shape[2:] == chosen else F.interpolate(v, size=chosen, mode="trilinear", align_corners=False)[0]
         )
-    used = sorted(set(labels))
-    remap = {old: new for new, old in enumerate(used)}
-    return SignalSet(
+    return SignalSet.from_labels(
         x,
-        torch.tensor([remap[label] for label in labels], dtype=torch.long),
-        [classes[i] for i in used],
+        labels,
+        classes,
         names,
         kind="volume",
         meta={

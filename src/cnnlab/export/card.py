@@ -163,34 +163,26 @@ class ModelCard:
     def from_dict(cls, values: dict[str, Any], where: str = "model card") -> ModelCard:
         """Read back :meth:`to_dict` output; a missing key is a :class:`ConfigError` naming it."""
         try:
-            if len(values["input"]["shape"]) != 4:  # a Conv1D or Conv3D model's card: no image preprocessing
-                return cls(
-                    name=values["name"],
-                    classes=tuple(values["classes"]),
-                    input_size=tuple(int(n) for n in values["input"]["shape"][1:]),  # type: ignore[arg-type]
-                    mean=(0.0,),
-                    std=(1.0,),
-                    task=values.get("task", "classify"),
-                    gradcam_layer=values.get("gradcam_layer"),
-                    format=values.get("format"),
-                    file=values.get("file"),
-                    verification=values.get("verification", {}),
-                )
-            _, channels, height, width = values["input"]["shape"]
+            common = {
+                "name": values["name"],
+                "classes": tuple(values["classes"]),
+                "task": values.get("task", "classify"),
+                "gradcam_layer": values.get("gradcam_layer"),
+                "format": values.get("format"),
+                "file": values.get("file"),
+                "verification": values.get("verification", {}),
+            }
+            shape = [int(n) for n in values["input"]["shape"][1:]]
+            if len(shape) != 3:  # a Conv1D or Conv3D model's card: the graph normalises, no image preprocessing
+                return cls(input_size=tuple(shape), mean=(0.0,), std=(1.0,), **common)
             prep = values["preprocessing"]
             fit = prep["fit"]
             return cls(
-                name=values["name"],
-                classes=tuple(values["classes"]),
-                input_size=(int(channels), int(height), int(width)),
+                input_size=(shape[0], shape[1], shape[2]),
                 mean=tuple(float(v) for v in prep["mean"]),
                 std=tuple(float(v) for v in prep["std"]),
                 resize=None if fit["method"] == "stretch" else int(fit["shorter_side"]),
-                task=values.get("task", "classify"),
-                gradcam_layer=values.get("gradcam_layer"),
-                format=values.get("format"),
-                file=values.get("file"),
-                verification=values.get("verification", {}),
+                **common,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
