@@ -225,6 +225,12 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
         session = onnx_session(path)  # first: a file that is no model is the problem, not its missing card
         return ServedModel(load_card(path), session=session)
     task, predictor = load_trained(path)
+    if not task.routes:
+        raise ConfigError(
+            f"the server takes images; a {task.name} model takes other inputs",
+            where=str(path),
+            fix=f"cnnlab predict {path} FILE... answers for files, and cnnlab export {path} writes it for other servers",
+        )
     if task.routes == ("verify",):
         return ServedModel(_embedder_card(predictor, task.name), embedder=predictor, routes=task.routes)
     if task.routes == ("segment",):

@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 
 from cnnlab.core.config import replace, save_yaml, to_dict
+from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.loader import TensorLoader
 from cnnlab.layers.summary import summary as model_summary
@@ -29,7 +30,7 @@ from cnnlab.tasks.sequence.config import SequenceRunConfig
 from cnnlab.tasks.sequence.evaluate import write_sequence_evaluation
 from cnnlab.tasks.sequence.figures import plot_signal_samples
 from cnnlab.tasks.sequence.predictor import SequenceModel
-from cnnlab.tasks.sequence.sources import Splits, load_splits
+from cnnlab.tasks.sequence.sources import Splits, load_splits, source_kind
 from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
 from cnnlab.train.trainer import Trainer
 
@@ -72,14 +73,36 @@ def run_sequence(
     resume: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a sequence classifier; returns the test scores (also in ``results.json``)."""
+    """Train (or resume) a sequence classifier; returns the test scores (also in ``results.json``). A folder of
+    a scan with its tissue maps trains a 3D U-Net instead (:func:`run_tissue_segmentation`)."""
     console = console or Console()
+    if source_kind(config.data.source, config.data.data_dir) == "tissue":
+        return run_tissue_segmentation(config, runs_dir, resume, console)
     splits = load_splits(config)  # bad data stops here, before a run folder exists
     plan = plan_run(config, splits)
     name = config.name or plan.config.model.name
     run = RunDir.open(resume) if resume is not None else RunDir.create(runs_dir, "sequence", name)
     with run.lock():
         return _train(plan, run, resume is not None, splits, console)
+
+
+def run_tissue_segmentation(
+    config: SequenceRunConfig, runs_dir: Path, resume: Path | None, console: Console
+) -> dict[str, Any]:
+    """``cnnlab train --data mni152-volumes``: a 3D U-Net on patches of the training slabs of the T1 scan,
+    Dice of grey and white matter on the held-out slab (:mod:`cnnlab.tasks.sequence.volume_segment`)."""
+    from cnnlab.tasks.sequence.volume_segment import VolumeSegmentConfig, load_tissue_volume, train_volume_segmentation
+
+    if resume is not None:
+        raise ConfigError("volume-segmentation runs do not resume", where="--resume", fix="start the run again")
+    t1, labels, info = load_tissue_volume(config.data.source)
+    epochs = {"epochs": config.train.epochs} if config.train.epochs else {}
+    settings = VolumeSegmentConfig(seed=config.train.seed, **epochs)
+    console.print(
+        f"Segmenting grey and white matter of {info['paths']['t1']} ({'x'.join(map(str, t1.shape))} voxels) with a "
+        f"3D U-Net on {settings.patch}^3 patches; slices of axis {settings.axis} held out: {settings.held_fraction:.0%}"
+    )
+    return train_volume_segmentation(t1, labels, settings, runs_dir, console, name=config.name or "unet3d")
 
 
 def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Console) -> dict[str, Any]:

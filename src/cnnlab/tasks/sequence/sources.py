@@ -35,8 +35,8 @@ ARRAY_SUFFIXES = (".npz", ".npy", ".csv")
 
 
 def source_kind(source: str | None, data_dir: str | None = None) -> str | None:
-    """``"ucr"``, ``"series"`` (a ``.ts`` file), ``"audio"``, ``"volume"`` or ``"clip"`` when ``source`` is
-    sequence data, else ``None``; reads directory listings only."""
+    """``"ucr"``, ``"series"`` (a ``.ts`` file), ``"audio"``, ``"tissue"`` (a scan with its tissue maps),
+    ``"volume"`` or ``"clip"`` when ``source`` is sequence data, else ``None``; reads directory listings only."""
     if not source:
         return None
     path = Path(source)
@@ -48,11 +48,26 @@ def source_kind(source: str | None, data_dir: str | None = None) -> str | None:
         return None
     if is_audio_source(path):
         return "audio"
+    if is_tissue_folder(path):
+        return "tissue"
     if is_volume_source(path) and _holds_nifti(path):
         return "volume"
     if is_clip_source(path):
         return "clip"
     return None
+
+
+TISSUE_MAPS = ("_t1_", "_gm_", "_wm_")
+"""A folder with one volume named like each of these is a brain scan with its grey- and white-matter maps
+(``mni152-volumes``): a volume-segmentation run (:mod:`cnnlab.tasks.sequence.volume_segment`)."""
+
+
+def is_tissue_folder(path: Path) -> bool:
+    """Whether ``path`` holds a T1 scan and its GM and WM probability maps (one volume file each)."""
+    if not path.is_dir():
+        return False
+    names = [p.name.lower() for p in path.iterdir() if p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES)]
+    return all(sum(key in name for name in names) == 1 for key in TISSUE_MAPS)
 
 
 def claims(source: str | None, data_dir: str | None = None) -> bool:
