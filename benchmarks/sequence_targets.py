@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from cnnlab.data.loader import TensorLoader
 from cnnlab.models import create_model
@@ -50,10 +51,9 @@ def trained(runs: Path, *args: str) -> dict[str, object]:
     wall = cnnlab("train", *args, "--runs-dir", str(runs))
     run = newest_run(runs)
     results = json.loads((run / "results.json").read_text())
-    config = (run / "config.yaml").read_text()
-    model = next(line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith("name:") and "auto" not in line)
-    return {"test_acc": results["test_acc"], "test_samples": results["test_samples"], "fit_seconds": results["fit_seconds"],
-            "epochs": results["epochs"], "command_seconds": wall, "model": model}  # fmt: skip
+    model = yaml.safe_load((run / "config.yaml").read_text())["model"]["name"]
+    keys = ("test_acc", "test_samples", "fit_seconds", "epochs")
+    return {**{k: results[k] for k in keys}, "command_seconds": wall, "model": model}
 
 
 def step_speed(model_name: str, shape: tuple[int, ...], classes: int, batch: int, steps: int) -> dict[str, float]:
@@ -76,7 +76,8 @@ def step_speed(model_name: str, shape: tuple[int, ...], classes: int, batch: int
     started = time.perf_counter()
     trainer.fit(TensorLoader(x, y, batch, shuffle=True))
     ours = len(x) / (time.perf_counter() - started)
-    return {"plain_samples_per_s": round(plain, 1), "cnnlab_samples_per_s": round(ours, 1), "ratio": round(ours / plain, 2)}
+    return {"plain_samples_per_s": round(plain, 1), "cnnlab_samples_per_s": round(ours, 1),
+            "ratio": round(ours / plain, 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -84,13 +85,15 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-sequence.json"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ucr", nargs="+", default=list(UCR), help="UCR sets to train on (default: all three)")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out: ucr fsdd clips speed")
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="sequence-runs-"))
     report: dict[str, object] = {"machine": machine_info(), "torch_threads": torch.get_num_threads(), "runs": str(runs)}
     if "ucr" not in args.skip:
         ucr = {}
-        for name, target in UCR.items():
+        for name in args.ucr:
+            target = UCR[name]
             rows = [trained(runs, "--data", name, "--data-dir", str(args.shared / "ucr-ts"), "--seed", str(s))
                     for s in args.seeds]  # fmt: skip
             accuracy = [r["test_acc"] for r in rows]

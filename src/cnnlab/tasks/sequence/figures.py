@@ -36,8 +36,9 @@ def plot_signal_cams(
         steps = signal.shape[-1]
         if spectrogram:
             ax.imshow(signal, aspect="auto", origin="lower", cmap="magma", extent=(0, steps, 0, signal.shape[0]))
-            ax.imshow(cam[None], aspect="auto", cmap="Reds", alpha=0.45, extent=(0, steps, -3, 0))
-            ax.set_ylim(-3, signal.shape[0])
+            band = max(3.0, signal.shape[0] / 5)  # the map as a strip under the bands, a fifth of their height
+            ax.imshow(cam[None], aspect="auto", cmap="Reds", vmin=0, vmax=1, extent=(0, steps, -band, 0))
+            ax.set_ylim(-band, signal.shape[0])
         else:
             low, high = float(signal.min()), float(signal.max())
             ax.imshow(cam[None], aspect="auto", cmap="Reds", alpha=0.6, vmin=0, vmax=1, extent=(0, steps, low, high))
