@@ -12,8 +12,8 @@ import torch
 
 from cnnlab.cli.app import main
 from cnnlab.core.errors import ConfigError
-from cnnlab.serve.model import load_served
 from cnnlab.data.series_files import read_ts
+from cnnlab.serve.model import load_served
 from cnnlab.tasks.base import task_for_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")

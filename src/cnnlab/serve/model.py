@@ -229,7 +229,7 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
         raise ConfigError(
             f"the server takes images; a {task.name} model takes other inputs",
             where=str(path),
-            fix=f"cnnlab predict {path} FILE... answers for files, and cnnlab export {path} writes it for other servers",
+            fix=f"cnnlab predict {path} FILE... answers for files; cnnlab export {path} writes it for other servers",
         )
     if task.routes == ("verify",):
         return ServedModel(_embedder_card(predictor, task.name), embedder=predictor, routes=task.routes)
