@@ -4,7 +4,8 @@ Trains :func:`cnnlab.tasks.sequence.volume_segment.train_volume_segmentation` wi
 :class:`~cnnlab.tasks.sequence.volume_segment.VolumeSegmentConfig` (patches from the outer slabs along the
 inferior-superior axis, the middle quarter of the axial slices held out) and writes the Dice per class on the
 held-out slab, the training and inference times and the machine (with its load average: on a shared machine
-the times depend on what else runs) to ``--out``:
+the times depend on what else runs) to ``--out``, with the reference a network must beat: two intensity
+thresholds fitted on the training slabs (the MNI tissue maps were made from this T1's intensities):
 
     python benchmarks/volume_segment_mni152.py --shared ../shared/data
     python benchmarks/volume_segment_mni152.py --variant patch=48,batch_size=2 --variant base_width=16
@@ -125,6 +126,7 @@ def main() -> None:
         "volume": {
             k: info[k] for k in ("shape", "zooms", "orientation", "normalise", "threshold", "classes", "counts")
         },
+        "intensity_threshold_baseline": threshold_baseline(t1, labels, defaults),
     }
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs_dir or Path(tmp)
