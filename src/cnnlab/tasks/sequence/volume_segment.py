@@ -42,6 +42,7 @@ from cnnlab.data.augment import Compose
 from cnnlab.data.volume_augment import Flip3D, Intensity
 from cnnlab.data.volumes import (
     VOLUME_SUFFIXES,
+    Slabs,
     check_same_grid,
     random_patches,
     read_volume,
@@ -435,7 +436,7 @@ class VolumeSegmentTrainer(Trainer):
         return {"loss": loss.detach(), "acc": counts.diagonal().sum() / counts.sum(), "dice": dice.nanmean().float()}
 
 
-def training_source(t1: np.ndarray, labels: np.ndarray, config: VolumeSegmentConfig) -> tuple[PatchSource, Any]:
+def training_source(t1: np.ndarray, labels: np.ndarray, config: VolumeSegmentConfig) -> tuple[PatchSource, Slabs]:
     """The :class:`PatchSource` over the training slabs and the :class:`~cnnlab.data.volumes.Slabs` split."""
     if t1.shape != labels.shape or t1.ndim != 3:
         raise DataError(
