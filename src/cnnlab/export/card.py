@@ -109,12 +109,7 @@ class ModelCard:
             else {"method": "resize_shorter_then_center_crop", "shorter_side": self.resize, "crop": [height, width]}
         )
         return {
-            "card_version": CARD_VERSION,
-            "name": self.name,
-            "task": self.task,
-            "format": self.format,
-            "file": self.file,
-            "classes": list(self.classes),
+            **self._identity(),
             "input": {
                 "name": "input",
                 "shape": ["batch", channels, height, width],
@@ -136,9 +131,8 @@ class ModelCard:
             "verification": self.verification,
         }
 
-    def _signal_dict(self) -> dict[str, Any]:
-        """The card of a Conv1D or Conv3D model: samples ``(C, T)`` or ``(C, D, H, W)`` go in as they are read;
-        the graph normalises them itself (sequence models export behind their normalisation)."""
+    def _identity(self) -> dict[str, Any]:
+        """What every card starts with: its version, the model, its task, file and classes."""
         return {
             "card_version": CARD_VERSION,
             "name": self.name,
@@ -146,6 +140,13 @@ class ModelCard:
             "format": self.format,
             "file": self.file,
             "classes": list(self.classes),
+        }
+
+    def _signal_dict(self) -> dict[str, Any]:
+        """The card of a Conv1D or Conv3D model: samples ``(C, T)`` or ``(C, D, H, W)`` go in as they are read;
+        the graph normalises them itself (sequence models export behind their normalisation)."""
+        return {
+            **self._identity(),
             "input": {
                 "name": "input",
                 "shape": ["batch", *self.input_size],

@@ -116,7 +116,10 @@ def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Conso
     for line in plan.chosen:
         run.log(line)
     mean, std = defaults.channel_moments(train.x) if plan.normalise == "dataset" else (None, None)
-    prepare = lambda x: defaults.normalise(x, plan.normalise, mean, std)  # noqa: E731
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return defaults.normalise(x, plan.normalise, mean, std)
+
     augment, mix, _ = defaults.augmentation(plan.kind, config.data.aug, config.sequence.mixup, len(train.classes))
     loader = TensorLoader(prepare(train.x), train.y, cfg.batch_size or 16, True, cfg.seed, augment, mix=mix)
     val = splits.val

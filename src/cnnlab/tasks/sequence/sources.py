@@ -189,7 +189,7 @@ def _audio_request(config: SequenceRunConfig) -> AudioSpec:
 
 
 def _check_classes(train: SignalSet, source: str) -> None:
-    present = int(train.class_counts() and sum(1 for n in train.class_counts().values() if n > 0))
+    present = sum(1 for n in train.class_counts().values() if n > 0)
     if present < 2:
         raise DataError(
             f"the training split holds {present} class; a classifier needs at least 2",
