@@ -242,16 +242,18 @@ def load_clip_folder(
     )
 
 
-def is_clip_source(path: str | Path) -> bool:
-    """Whether ``path`` looks like a clip folder: class folders holding ``.npy`` files or folders of frame
-    images, and no image files directly (that is an image folder). Looks at names only, not contents. A
-    folder of ``(D, H, W)`` ``.npy`` volumes looks the same: the caller says which it is.
+def is_clip_source(path: str | Path, frame_folders: bool = True) -> bool:
+    """Whether ``path`` looks like a clip folder: class folders holding ``.npy`` files or (with
+    ``frame_folders``) folders of frame images, and no image files directly (that is an image folder). Looks at
+    names only, not contents. A folder of ``(D, H, W)`` ``.npy`` volumes looks the same: the caller says which
+    it is. Frame folders (``<class>/<clip>/<frame>.png``) are laid out like image split folders
+    (``train/<class>/<image>``) and nested image classes, so only the caller who knows it wants clips asks for them.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
     >>> _ = save_clip_folder(root, np.zeros((1, 2, 4, 4), dtype=np.uint8), [0], ["a"])
-    >>> is_clip_source(root), is_clip_source(root / "a")
-    (True, False)
+    >>> is_clip_source(root), is_clip_source(root / "a"), is_clip_source(root, frame_folders=False)
+    (True, False, True)
     """
     root = Path(path)
     if not root.is_dir():
@@ -266,7 +268,7 @@ def is_clip_source(path: str | Path) -> bool:
                 return False
             if item.is_file() and item.suffix.lower() == CLIP_SUFFIX:
                 found = True
-            elif item.is_dir() and _visible(item) and not found:
+            elif frame_folders and item.is_dir() and _visible(item) and not found:
                 found = any(is_image_file(p) for p in item.iterdir())
     return found
 

@@ -3,10 +3,10 @@
 :func:`source_kind` recognises a source without reading it (the CLI uses it to pick this task when ``--task`` is
 not given): a UCR/UEA set (a folder or a bare name under ``--data-dir`` holding ``<NAME>_TRAIN`` and ``<NAME>_TEST``
 files), a ``.ts`` file, a folder of WAV files, a folder of clips (class folders of ``.npy`` clips or frame
-folders), a folder of volumes (class folders of NIfTI scans). With ``--task sequence`` also ``.npz``/``.npy``
-arrays ``(N, T[, C])`` and ``.csv`` rows (Keras' layout). :func:`load_splits` reads the source and makes the test
-split the data calls for (its own ``_TEST`` files, FSDD's recordings 0-4, unseen speakers, or a share of each
-class), each said in the log.
+folders), a folder of volumes (class folders of NIfTI scans); :func:`claims` leaves frame folders to ``--task``.
+With ``--task sequence`` also ``.npz``/``.npy`` arrays ``(N, T[, C])`` and ``.csv`` rows (Keras' layout).
+:func:`load_splits` reads the source and makes the test split the data calls for (its own ``_TEST`` files, FSDD's
+recordings 0-4, unseen speakers, or a share of each class), each said in the log.
 
 >>> import tempfile
 >>> import numpy as np
@@ -71,8 +71,13 @@ def is_tissue_folder(path: Path) -> bool:
 
 
 def claims(source: str | None, data_dir: str | None = None) -> bool:
-    """Whether ``--data source`` is sequence data (so ``cnnlab train`` trains this task without ``--task``)."""
-    return source_kind(source, data_dir) is not None
+    """Whether ``--data source`` is unmistakably sequence data (so ``cnnlab train`` trains this task without
+    ``--task``). Clips count only as ``.npy`` files: class folders of frame folders look like an image set's
+    split folders (``train/<class>/<image>``), so those need ``--task sequence``."""
+    kind = source_kind(source, data_dir)
+    if kind == "clip":
+        return is_clip_source(source or "", frame_folders=False)
+    return kind is not None
 
 
 @dataclass
