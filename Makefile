@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast test-matrix lint browser clean
+.PHONY: demo test test-fast test-matrix test-measure lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test-fast: $(VENV)/.installed-dev
 # Every zoo model x input size through train -> evaluate -> predict -> export (about 25 minutes on 2 cores).
 test-matrix: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m matrix -q tests/test_user_paths.py tests/models/test_input_sizes.py
+
+# The measured numbers of docs/ on the full shared data (about 20 minutes on 2 cores; needs ../shared/data).
+test-measure: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m measure -q
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

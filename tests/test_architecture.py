@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": BASE,
     "transfer": BASE | {"models", "layers", "train", "data", "runtime"},
     "export": BASE | {"models", "layers", "data", "runtime"},
-    "sequential": BASE | {"layers", "train", "data"},
+    "sequential": BASE | {"layers", "train", "data", "report"},  # History shows its curves in Jupyter
     # the Keras drop-in: Keras names and conventions over the floors below (nothing imports it)
     "keras": BASE | {"layers", "sequential", "train", "data", "models", "runtime", "transfer"},
     "tasks": BASE | {"data", "runtime", "models"},  # base.py, config.py: what every task shares
@@ -38,8 +38,10 @@ ALLOWED: dict[str, set[str]] = {
     "tasks.embed": LOWER | {"tasks", "tasks.detect"},
     "tasks.__init__": {"tasks", "tasks.*"},  # the registration line
     "serve": BASE | {"models", "layers", "data", "explain", "export", "runtime", "tasks", "tasks.__init__"},
+    "explore": BASE | {"models", "layers", "data", "explain"},  # `cnnlab explore`: the page about one model
+    "show": BASE | {"report", "explain"},  # notebook pictures: report's figures, explain's Grad-CAM
     "cli": {"*"},
-    "__init__": {"models", "layers", "train", "explain", "data", "sequential", "core"},
+    "__init__": {"models", "layers", "train", "explain", "data", "sequential", "core", "show"},
 }
 
 

@@ -220,7 +220,7 @@ def test_yaml_spec_errors_say_where(tmp_path: Path, text: str, error: type[Excep
         load_model_yaml(spec)
 
 
-@pytest.mark.slow
+@pytest.mark.measure
 @pytest.mark.data
 def test_fashion_mnist_sequential_above_90_percent_in_two_epochs(shared_data: Path) -> None:
     folder = shared_data / "fashion-mnist"

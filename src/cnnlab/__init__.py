@@ -7,7 +7,7 @@ True
 
 from importlib.metadata import PackageNotFoundError, version
 
-from cnnlab import layers
+from cnnlab import layers, show
 from cnnlab.layers.summary import summary
 from cnnlab.models import create_model, list_models
 from cnnlab.sequential import Model, Sequential, load_model_yaml
@@ -28,5 +28,6 @@ __all__ = [
     "layers",
     "list_models",
     "load_model_yaml",
+    "show",
     "summary",
 ]

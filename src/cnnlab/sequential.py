@@ -47,6 +47,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from cnnlab.core.display import Picture, html_table
 from cnnlab.core.errors import CnnlabError, ConfigError, DataError, ShapeError, WeightsError
 from cnnlab.core.rundir import load_checkpoint, save_checkpoint
 from cnnlab.data.loader import TensorLoader
@@ -100,10 +101,33 @@ class ProbabilityCrossEntropy(nn.Module):
 
 @dataclass
 class History:
-    """What ``fit`` returns, as in Keras: ``history["val_accuracy"]`` is one value per epoch."""
+    """What ``fit`` returns, as in Keras: ``history["val_accuracy"]`` is one value per epoch. In Jupyter it
+    shows its loss and accuracy curves and the last epoch's numbers.
+
+    >>> history = History({"loss": [0.9, 0.4], "accuracy": [0.6, 0.9]}, [0, 1])
+    >>> history.rows()[-1]
+    {'epoch': 2, 'loss': 0.4, 'accuracy': 0.9}
+    >>> "<img" in history._repr_html_() and "<td>0.9</td>" in history._repr_html_()
+    True
+    """
 
     history: dict[str, list[float]] = field(default_factory=dict)
     epoch: list[int] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per epoch (``epoch`` counted from 1), as a run folder's ``metrics.csv`` holds them."""
+        epochs = max((len(values) for values in self.history.values()), default=0)
+        return [{"epoch": i + 1, **{k: v[i] for k, v in self.history.items() if i < len(v)}} for i in range(epochs)]
+
+    def _repr_html_(self) -> str:
+        from cnnlab.report.plots import training_curves_figure
+
+        rows = self.rows()
+        if not rows:
+            return "<p>History: no epoch trained yet.</p>"
+        last = rows[-1]
+        table = html_table(list(last), [[f"{v:.4g}" for v in last.values()]], caption=f"After epoch {last['epoch']}")
+        return Picture.from_figure(training_curves_figure(rows))._repr_html_() + table
 
 
 @dataclass(frozen=True)

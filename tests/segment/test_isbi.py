@@ -41,6 +41,7 @@ def test_a_few_epochs_on_isbi_patches_lower_the_loss(shared_data):
     assert history[-1]["acc"] > history[0]["acc"]
 
 
+@pytest.mark.measure
 def test_default_recipe_segments_held_out_isbi_slices(shared_data, tmp_path):
     """`cnnlab train --task segment` defaults, 20 of the recipe's 40 epochs. The 40-epoch run in
     docs/segmentation.md reaches 0.923 pixel accuracy and 0.812 membrane Dice on the same 5 slices."""

@@ -12,6 +12,7 @@ from cnnlab.cli.app import main
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
+@pytest.mark.measure
 def test_one_epoch_of_the_mnist_recipe(shared_data, tmp_path, capsys):
     args = ["train", "--data", "mnist", "--data-dir", str(shared_data), "--model", "resnet9_w16", "--epochs", "1"]
     args += ["--batch-size", "256", "--aug", "mnist", "--val-fraction", "0", "--runs-dir", str(tmp_path)]

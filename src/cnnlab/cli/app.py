@@ -20,6 +20,7 @@ from cnnlab.cli import (
     demo_cmd,
     evaluate_cmd,
     explain_cmd,
+    explore_cmd,
     export_cmd,
     faces_cmd,
     info_cmd,
@@ -60,6 +61,7 @@ app.command("predict")(predict_cmd.predict)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("report")(report_cmd.report)
 app.command("explain")(explain_cmd.explain)
+app.command("explore")(explore_cmd.explore)
 app.command("export")(export_cmd.export)
 app.command("serve")(serve_cmd.serve)
 app.command("style")(style_cmd.style)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from cnnlab.cli.options import COMPILE_HELP, PRECISION_HELP
+from cnnlab.cli.options import COMPILE_HELP, DEVICE_HELP, PRECISION_HELP, use_device
 from cnnlab.core.errors import ConfigError
 
 
 def evaluate(
+    ctx: typer.Context,
     target: Path = typer.Argument(..., help="Run folder or checkpoint (.pt) written by `cnnlab train`."),
     data: str = typer.Option(None, "--data", help="Labelled data (default: the run's own test/validation split)."),
     data_dir: str = typer.Option(None, "--data-dir", help="Where named datasets live (default $CNNLAB_DATA)."),
@@ -24,6 +25,9 @@ def evaluate(
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     compile: str = typer.Option("auto", "--compile", help=COMPILE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print evaluation.json instead of tables."),
+    device: str = typer.Option(
+        "auto", "--device", help=f"{DEVICE_HELP} Classifiers' forward passes run there; Grad-CAM on the CPU."
+    ),
 ) -> None:
     """Evaluate a trained run. Classifiers: accuracy, top-k, per-class precision/recall/F1, confusion matrix,
     calibration, worst mistakes with Grad-CAM; `--tta flip` and `--ensemble CKPT` show what each adds.
@@ -31,6 +35,7 @@ def evaluate(
     a confusion matrix with a background row, the images with the most errors."""
     from cnnlab.tasks.base import task_of
 
+    use_device(ctx, device)
     task = task_of(target)
     if task.evaluate is not None:
         task.evaluate(target, data, split, out)

@@ -9,6 +9,7 @@ path (``$PWD/units``, or its ``units/checkpoints/best.pt``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -20,10 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab import explain as xai
+from cnnlab.cli.options import DEVICE_HELP, use_device
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import atomic_write_text
 from cnnlab.data.images import IMAGE_EXTENSIONS, is_image_file
 from cnnlab.explain import maximise, units
+from cnnlab.runtime.device import current_device, placed_on
 from cnnlab.tasks.classify.predictor import Classifier, load_classifier, load_pretrained
 
 UNITS = "units"
@@ -41,23 +44,28 @@ def explain_images(
     layer: str | None = None,
     class_name: str | None = None,
 ) -> list[dict[str, object]]:
-    """Write ``<out>/<image stem>_<method>_<class>.png`` (image | overlay) per image; returns what was explained."""
+    """Write ``<out>/<image stem>_<method>_<class>.png`` (image | overlay) per image; returns what was explained.
+    The model runs on the command's device (:func:`cnnlab.runtime.device.current_device`)."""
     target = None if class_name is None else classifier.class_index(class_name)
     results: list[dict[str, object]] = []
-    for image in images:
-        x = classifier.preprocess([image])  # (1, C, H, W)
-        result = xai.explain(classifier.model, x, method, layer, target)
-        probs = result.logits.softmax(dim=1)[0]
-        index, predicted = int(result.targets[0]), int(probs.argmax())
-        label = _short(classifier.classes[index])
-        title = f"{method}: {label} (p={probs[index]:.3f})"
-        if predicted != index:
-            title += f"; predicted {_short(classifier.classes[predicted])} (p={probs[predicted]:.3f})"
-        path = out / f"{image.stem}_{method.replace('+', 'p')}_{_slug(label)}.png"
-        xai.plot_cam(classifier.to_image(x[0]), result.maps[0], path, title)
-        results.append(
-            {"image": str(image), "class": index, "label": label, "probability": float(probs[index]), "file": str(path)}
-        )
+    device = current_device()
+    with placed_on(classifier.model, device) as model:
+        for image in images:
+            x = classifier.preprocess([image])  # (1, C, H, W)
+            found = xai.explain(model, x.to(device), method, layer, target)
+            result = dataclasses.replace(
+                found, maps=found.maps.cpu(), logits=found.logits.cpu(), targets=found.targets.cpu()
+            )
+            probs = result.logits.softmax(dim=1)[0]
+            index, predicted = int(result.targets[0]), int(probs.argmax())
+            label = _short(classifier.classes[index])
+            title = f"{method}: {label} (p={probs[index]:.3f})"
+            if predicted != index:
+                title += f"; predicted {_short(classifier.classes[predicted])} (p={probs[predicted]:.3f})"
+            path = out / f"{image.stem}_{method.replace('+', 'p')}_{_slug(label)}.png"
+            xai.plot_cam(classifier.to_image(x[0]), result.maps[0], path, title)
+            row = {"image": str(image), "class": index, "label": label, "probability": float(probs[index])}
+            results.append(row | {"file": str(path)})
     return results
 
 
@@ -124,6 +132,7 @@ def explain_units(
 
 
 def explain(
+    ctx: typer.Context,
     paths: list[Path] = typer.Argument(
         ...,
         metavar="[units] [CHECKPOINT] IMAGE",
@@ -146,6 +155,7 @@ def explain(
     steps: int = typer.Option(
         None, "--steps", min=0, help=f"units: activation-maximisation steps ({DEFAULT_STEPS}); 0 skips it."
     ),
+    device: str = typer.Option("auto", "--device", help=f"{DEVICE_HELP} Heatmaps run there; `units` on the CPU."),
 ) -> None:
     """Heatmaps of what a classifier looks at: `cnnlab explain runs/classify/x-1 cat.png --out heatmaps/`.
 
@@ -155,6 +165,7 @@ def explain(
     """
     if (model is None) != (weights is None):
         raise ConfigError("--model and --weights go together", where="cnnlab explain", fix="pass both, or neither")
+    use_device(ctx, device)
     if paths[0] == Path(UNITS):
         _units_command(paths[1:], out, layer, class_name, method, model, weights, data, layers, unit_list, steps)
         return

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cnnlab.cli.options import DEVICE_HELP
 from cnnlab.core.errors import ConfigError, RunDirError
 from cnnlab.core.rundir import atomic_write_bytes
 from cnnlab.export import FORMATS
@@ -53,6 +54,12 @@ def export(
     ),
     out: Path = typer.Option(None, "--out", help="Output folder (default: <run folder>/export)."),
     stem: str = typer.Option("model", "--stem", help="File name stem: <stem>.onnx and its card <stem>.onnx.json, ..."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        help=f"{DEVICE_HELP} Checked as for every command; the export itself always runs on the CPU (the file must "
+        "run anywhere), and checkpoints load there whichever device trained them.",
+    ),
 ) -> None:
     """Export a classifier or detector with a dynamic batch axis; each file is checked against PyTorch before it
     is kept (a detector's graph ends with its decoded boxes; NMS is left to the consumer).
@@ -62,8 +69,10 @@ def export(
     `cnnlab export runs/classify/cnn_small-1 --format onnx --format safetensors`.
     """
     from cnnlab.export import ModelCard, export_model
+    from cnnlab.runtime.device import resolve_device
     from cnnlab.serve.model import load_trained
 
+    resolve_device(device)  # the same answer to an absent device as every other command
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
         raise ConfigError(f"--stem must be a plain file name stem. Received: {stem!r}", where="--stem")
     task, classifier = load_trained(checkpoint)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import typer
 
-from cnnlab.cli.options import COMPILE_HELP, PRECISION_HELP
+from cnnlab.cli.options import COMPILE_HELP, DEVICE_HELP, PRECISION_HELP, use_device
 from cnnlab.core.errors import ConfigError
 
 
 def predict(
+    ctx: typer.Context,
     images: list[Path] = typer.Argument(
         ..., help="[CHECKPOINT|RUN_DIR] then image files (PNG, JPEG, ...); without --model the first is the model."
     ),
@@ -26,6 +27,7 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", help="Folder for masks or pictures with boxes."),
     precision: str = typer.Option("auto", "--precision", help=f"Classifiers: {PRECISION_HELP}"),
     compile: str = typer.Option("auto", "--compile", help=f"Classifiers: {COMPILE_HELP}"),
+    device: str = typer.Option("auto", "--device", help=f"{DEVICE_HELP} Classifiers and detectors run there."),
 ) -> None:
     """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
     `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
@@ -35,6 +37,7 @@ def predict(
     from cnnlab.tasks.base import checkpoint_of
 
     check_inference_options(precision, compile)
+    use_device(ctx, device)
     checkpoint_first = images[0].is_dir() or images[0].suffix == ".pt"
     if model is not None or weights is not None or not checkpoint_first:
         if model is None or weights is None:

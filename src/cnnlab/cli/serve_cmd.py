@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from cnnlab.cli.options import DEVICE_HELP, use_device
 from cnnlab.core.errors import ConfigError
 
 Runtime = Enum("Runtime", {name: name for name in ("auto", "onnx", "torch")}, type=str)
@@ -33,6 +34,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
+    ctx: typer.Context,
     model: Path = typer.Argument(
         ...,
         help="A checkpoint (.pt) or run folder from `cnnlab train`, an exported .onnx, "
@@ -44,6 +46,11 @@ def serve(
         "auto", "--runtime", help="Classifier checkpoints: onnx (exported in memory, verified), torch, or auto (onnx)."
     ),
     max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", min=0.01, help="Larger uploads get 413."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        help=f"{DEVICE_HELP} Detectors run there; onnxruntime, the PyTorch classifier and Grad-CAM on the CPU.",
+    ),
 ) -> None:
     """Serve /predict, /explain (Grad-CAM), /segment, /detect or /verify (two photos: same person?), /health,
     /model and a page at / to try it in a browser.
@@ -61,6 +68,7 @@ def serve(
             where="cnnlab serve",
             fix="pip install 'cnnlab[serve]'",
         ) from None
+    use_device(ctx, device)  # for the server's lifetime
     console = Console(stderr=True, highlight=False)
     with listening_socket(host, port) as sock:  # before loading: a busy port fails at once, and stays ours
         if not is_loopback(host):

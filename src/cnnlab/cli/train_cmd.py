@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli.options import DEVICE_HELP
 from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import RunDir
 
@@ -34,7 +35,10 @@ def train(
     label_smoothing: float = typer.Option(
         None, "--label-smoothing", help="Share of each target spread over the other classes (e.g. 0.1)."
     ),
-    precision: str = typer.Option(None, help="auto | fp32 | bf16 (auto: bf16 where the CPU has it natively)."),
+    precision: str = typer.Option(
+        None, help="auto | fp32 | bf16 | fp16 (auto: bf16 where the CPU or GPU has it natively; fp16 is for GPUs)."
+    ),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP + " Default: the run's (auto)."),
     seed: int = typer.Option(None, help="Random seed (split, init, shuffling, augmentation)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of train held out for validation."),
     fit: str = typer.Option(
@@ -88,9 +92,12 @@ def train(
     """Train a model for a task (default: classify) into runs/<task>/<name>-<n>/. `cnnlab train --task segment
     --data IMAGES --masks MASKS` trains a segmentation model, `cnnlab train --task detect --data data.yaml` a
     detector, `cnnlab train --task embed --data PEOPLE` a face (or any) embedder; `--resume RUN` continues any run."""
+    from cnnlab.runtime.device import check_device_request
     from cnnlab.tasks import TASKS
     from cnnlab.tasks.config import check_resume, load_run_config
 
+    if device is not None:
+        device = check_device_request(device)  # a misspelt device stops here; an absent one once the config is read
     source = RunDir.open(resume).config if resume is not None else config  # a clear error if it is no run folder
     chosen = TASKS.get(task_name(task, source, data, data_dir))  # an unknown task stops here, before any run folder
     specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
@@ -115,6 +122,7 @@ def train(
             "optimizer": optimizer,
             "label_smoothing": label_smoothing,
             "precision": precision,
+            "device": device,
             "seed": seed,
             "compile": compile or None,  # None: keep the config's (a resumed run's) choice
         },
@@ -134,6 +142,7 @@ def train(
     run_config = load_run_config(chosen.config_type, source, overrides)
     if resume is not None:
         check_resume(load_run_config(chosen.config_type, source, {}), run_config)
+    _check_device(run_config, nproc)
     if nproc > 1:
         if not chosen.distributed:
             raise ConfigError(f"--nproc does not train --task {chosen.name}", where="--nproc", fix="drop --nproc")
@@ -144,6 +153,19 @@ def train(
     results = chosen.run(run_config, runs_dir=runs_dir, resume=resume)
     if results.get("interrupted"):
         raise typer.Exit(130)  # a stopped run is not a finished one: `train && evaluate` must not go on
+
+
+def _check_device(run_config: object, nproc: int) -> None:
+    """Stop before any data is read when the run's device is not here (with ``--nproc N`` on CUDA: N GPUs)."""
+    from cnnlab.runtime.device import resolve_device
+    from cnnlab.train.distributed import World, rank_device
+
+    train = getattr(run_config, "train", None)
+    if train is None:
+        return
+    resolve_device(train.device)
+    if nproc > 1:
+        rank_device(train.device, World(rank=nproc - 1, local_rank=nproc - 1, size=nproc))  # the last rank's
 
 
 def task_name(option: str | None, source: Path | None, data: str | None = None, data_dir: str | None = None) -> str:

@@ -143,15 +143,20 @@ class _KerasTrainer(Trainer):
     def train_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)
         out = self.logits(self.model, x).float()
-        loss = self.weighted_loss(out, y, batch[2] if len(batch) > 2 else None)
+        loss = self.weighted_loss(out, y, _batch_weights(batch, out.device))
         self.optimise(loss)
         return {"loss": loss.detach(), **self._metric_logs(y, out.detach())}
 
     def eval_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)
         out = self.logits(self.eval_model, x).float()
-        loss = self.weighted_loss(out, y, batch[2] if len(batch) > 2 else None)
+        loss = self.weighted_loss(out, y, _batch_weights(batch, out.device))
         return {"loss": loss, **self._metric_logs(y, out)}
+
+
+def _batch_weights(batch: Batch, device: torch.device) -> torch.Tensor | None:
+    """A batch's sample weights (its third tensor, if any) on the device the outputs are on."""
+    return batch[2].to(device) if len(batch) > 2 and batch[2] is not None else None
 
 
 class _WeightedLoader:

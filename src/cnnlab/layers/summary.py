@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.core import shapes
+from cnnlab.core.display import html_table
 from cnnlab.core.errors import ShapeError
 from cnnlab.core.shapes import ReceptiveField
 
@@ -158,6 +159,17 @@ class ModelSummary:
         rule = "-" * len(line(["-" * w for w in widths]))
         body = [line(row) for row in cells[1:]]
         return "\n".join([self.model_type, rule, line(_COLUMNS), rule, *body, rule, *self.footer()])
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows: the table with the totals as its caption.
+
+        >>> from torch import nn
+        >>> page = summary(nn.Conv2d(1, 4, 3), (1, 8, 8))._repr_html_()
+        >>> "<th>Mult-adds</th>" in page and "Total params: 40" in page
+        True
+        """
+        caption = " · ".join([self.model_type, *self.footer()])
+        return html_table(_COLUMNS, self.table_rows(), caption=caption)
 
     def to_rich(self) -> Table:
         """A ``rich.table.Table`` with the totals as its caption.

@@ -33,6 +33,18 @@ def plot_confusion_matrix(
     >>> plot_confusion_matrix(np.array([[5, 1], [0, 4]]), ["cat", "dog"], out).stat().st_size > 1000
     True
     """
+    return save_figure(confusion_figure(counts, class_names, title, normalized, axes, background), path)
+
+
+def confusion_figure(
+    counts: np.ndarray,
+    class_names: Sequence[str],
+    title: str = "Confusion matrix",
+    normalized: bool = False,
+    axes: tuple[str, str] = ("true", "predicted"),
+    background: bool = False,
+) -> Any:
+    """The Figure :func:`plot_confusion_matrix` saves (for a notebook to show it)."""
     counts = np.asarray(counts)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     n = len(class_names)
@@ -62,7 +74,7 @@ def plot_confusion_matrix(
                     colour = "white" if share[i, j] > 0.5 else "black"
                     text = f"{100 * share[i, j]:.0f}" if normalized else str(counts[i, j])
                     ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -75,6 +87,11 @@ def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) ->
     >>> plot_training_curves(rows, pathlib.Path(tempfile.mkdtemp()) / "curves.png").suffix
     '.png'
     """
+    return save_figure(training_curves_figure(rows), path)
+
+
+def training_curves_figure(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """The Figure :func:`plot_training_curves` saves (for a notebook to show it)."""
     epochs = [int(row["epoch"]) for row in rows]
     fig, axes = subplots(1, 2, figsize=(10, 3.6))
     columns = set().union(*rows)
@@ -89,10 +106,10 @@ def plot_training_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) ->
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    return save_figure(fig, path)
+    return fig
 
 
-_SCORES = (("acc", "accuracy"), ("dice", "Dice"), ("map50", "mAP@0.5"))
+_SCORES = (("acc", "accuracy"), ("accuracy", "accuracy"), ("dice", "Dice"), ("map50", "mAP@0.5"))
 """The score panel of :func:`plot_training_curves`: the first of these the rows hold."""
 
 
@@ -153,6 +170,11 @@ def plot_image_grid(
     >>> plot_image_grid(tiles, ["black", "white"], pathlib.Path(tempfile.mkdtemp()) / "grid.png").name
     'grid.png'
     """
+    return save_figure(image_grid_figure(images, titles, columns, title), path)
+
+
+def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], columns: int = 8, title: str = "") -> Any:
+    """The Figure :func:`plot_image_grid` saves (for a notebook to show it)."""
     columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
     fig, axes = subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows + (0.4 if title else 0)), squeeze=False)
@@ -166,7 +188,7 @@ def plot_image_grid(
         ax.set_title(caption, fontsize=7)
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_mistakes(

@@ -1,4 +1,4 @@
-"""Fast CPU inference: an eval-mode model as a callable that returns float32 outputs, as fast as this CPU allows.
+"""Fast inference: an eval-mode model as a callable that returns float32 CPU outputs, as fast as the device allows.
 
 :func:`fast_inference` picks the path; measured on the 2-core Zen 5 dev machine at batch 256
 (shared/notes/engine-bench.md, images/s):
@@ -25,6 +25,11 @@
   images (6e12 MACs) for ResNet-18 at 224. Compiling too early costs at most one compile (seconds),
   too late a share of the whole job, so the thresholds sit at or below the measured break-evens.
   The rule depends only on the job, never on timings: the same command gives the same numbers.
+* ``device`` (default: the command's ``--device``, :func:`cnnlab.runtime.device.current_device`, else the
+  CPU): the model runs there for the block (and is put back where it was after it), inputs are copied
+  there, outputs come back to the CPU as float32. On a CUDA GPU ``precision="auto"`` is bf16 autocast
+  where the GPU has native bf16, else fp16 autocast, with channels_last (not measured with cnnlab yet:
+  docs/gpu.md); on MPS it is fp32.
 
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3))
 >>> x = torch.randn(5, 1, 6, 6)
@@ -46,7 +51,8 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.runtime.precision import plan_speed
+from cnnlab.runtime.device import current_device, placed_on
+from cnnlab.runtime.precision import SpeedPlan, apply_backend_settings, plan_speed
 
 PRECISIONS = ("auto", "fp32", "bf16")
 """``--precision`` choices: bf16 where the CPU has it natively (auto), always fp32, always bf16."""
@@ -101,14 +107,15 @@ def macs_per_image(model: nn.Module, x: torch.Tensor) -> float:
 
 
 class InferenceRunner:
-    """The callable :func:`fast_inference` yields: ``run(x)`` gives the model's float32 outputs for a batch
-    of any size, computed in chunks of ``batch_size`` on the chosen path."""
+    """The callable :func:`fast_inference` yields: ``run(x)`` gives the model's float32 CPU outputs for a batch
+    of any size, computed in chunks of ``batch_size`` on the chosen path and device."""
 
     def __init__(
-        self, model: nn.Module, bf16: bool, compile: str, batch_size: int, images: int | None, reasons: list[str]
+        self, model: nn.Module, plan: SpeedPlan, compile: str, batch_size: int, images: int | None, reasons: list[str]
     ) -> None:
         self.model = model
-        self.bf16 = bf16
+        self.plan = plan
+        self.device = torch.device(plan.device)
         self.batch_size = max(1, min(batch_size, images or batch_size))
         self.images = images
         self.reasons = reasons
@@ -131,8 +138,9 @@ class InferenceRunner:
     def describe(self) -> dict[str, Any]:
         """What ran and why, JSON-ready (for ``evaluation.json`` and the CLI)."""
         return {
-            "precision": "bf16" if self.bf16 else "fp32",
-            "channels_last": self.bf16,
+            "device": self.plan.device,
+            "precision": "bf16" if self.plan.bf16 else "fp16" if self.plan.fp16 else "fp32",
+            "channels_last": self.plan.mixed,
             "compiled": self.compiled,
             "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 2),
             "batch_size": self.batch_size,
@@ -174,8 +182,8 @@ class InferenceRunner:
                 return self._forward_compiled(self._compiled, chunk)
             except Exception as exc:  # no C++ compiler, a layer inductor cannot handle, a graph break...
                 self._fall_back(exc)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            return self.model(self._layout(chunk)).float()
+        with torch.inference_mode(), self._autocast():
+            return self.model(self._layout(chunk)).float().cpu()
 
     def _forward_compiled(self, compiled: Callable[[torch.Tensor], torch.Tensor], chunk: torch.Tensor) -> torch.Tensor:
         count, missing = len(chunk), self.batch_size - len(chunk)
@@ -184,16 +192,21 @@ class InferenceRunner:
         started = time.perf_counter()
         with (
             torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
+            self._autocast(),
             torch._inductor.config.patch(freezing=True),  # read while tracing too, so set around every call
         ):
-            out = compiled(self._layout(chunk)).float()[:count]
+            out = compiled(self._layout(chunk)).float()[:count].cpu()
         if self.compile_seconds is None:
             self.compile_seconds = time.perf_counter() - started
         return out
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.plan.device_type, dtype=self.plan.autocast_dtype, enabled=self.plan.mixed)
+
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.bf16 and x.dim() == 4 else x
+        """The chunk on the device (in the layout of the plan's weights)."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.plan.mixed and x.dim() == 4 else x
 
     def _fall_back(self, exc: Exception) -> None:
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -214,10 +227,12 @@ def fast_inference(
     compile: str = "auto",
     batch_size: int = 256,
     images: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Iterator[InferenceRunner]:
-    """Run ``model`` in eval mode on the fast path for this CPU (see the module doc); ``images`` is how many
-    images the whole job will pass through the runner, what ``compile="auto"`` weighs. Inside the block the
-    model is in eval mode and, for bf16, its 4-D weights are channels_last; both are restored on exit.
+    """Run ``model`` in eval mode on the fast path for ``device`` (see the module doc; default: the command's
+    device); ``images`` is how many images the whole job will pass through the runner, what ``compile="auto"``
+    weighs. Inside the block the model is in eval mode and on the device, and under autocast its 4-D weights are
+    channels_last; all three are restored on exit.
 
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2))
     >>> with fast_inference(net.train(), precision="bf16", compile="off") as run:
@@ -230,23 +245,26 @@ def fast_inference(
     check_inference_options(precision, compile)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be positive, got {batch_size}", where="--batch-size", fix="use 1 or more")
-    plan = plan_speed(precision)
-    reasons = [plan.reasons[0]]
-    if plan.bf16:
-        reasons.append("channels_last weights and inputs: oneDNN's fast path for bf16 conv")
+    plan = plan_speed(precision, device=current_device() if device is None else device)
+    apply_backend_settings(plan)
+    reasons = list(plan.reasons[0 if plan.device_type != "cpu" else 1 : 2])  # the precision's, after a GPU's name
+    if plan.mixed:
+        library, dtype = ("oneDNN" if plan.device_type == "cpu" else "cuDNN"), ("bf16" if plan.bf16 else "fp16")
+        reasons.append(f"channels_last weights and inputs: {library}'s fast path for {dtype} conv")
     if compile == "auto" and precision == "fp32":
         compile = "off"
         reasons.append("eager: fp32 asked for, the model exactly as it is (pass compile='on' to compile it)")
     elif compile != "auto":
         reasons.append(f"{'compiled' if compile == 'on' else 'eager'}: asked for")
     was_training = model.training
-    moved = [(p, p.data) for p in model.parameters() if plan.bf16 and p.dim() == 4]
-    model.eval()
-    for parameter, data in moved:
-        parameter.data = data.contiguous(memory_format=torch.channels_last)
-    try:
-        yield InferenceRunner(model, plan.bf16, compile, batch_size, images, reasons)
-    finally:
+    with placed_on(model, torch.device(plan.device)):
+        moved = [(p, p.data) for p in model.parameters() if plan.mixed and p.dim() == 4]
+        model.eval()
         for parameter, data in moved:
-            parameter.data = data
-        model.train(was_training)
+            parameter.data = data.contiguous(memory_format=torch.channels_last)
+        try:
+            yield InferenceRunner(model, plan, compile, batch_size, images, reasons)
+        finally:
+            for parameter, data in moved:
+                parameter.data = data
+            model.train(was_training)

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.runtime.device import check_device_request
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides how a model is trained.
 
-    >>> TrainConfig(epochs=3).epochs
-    3
+    >>> TrainConfig(epochs=3).epochs, TrainConfig(device="CUDA:1").device
+    (3, 'cuda:1')
     >>> TrainConfig(epochs=-1)
     Traceback (most recent call last):
     ...
@@ -38,13 +39,16 @@ class TrainConfig:
     ema_decay: float | None = None  # e.g. 0.999: evaluate an exponential moving average of the weights
     deterministic: bool = False  # torch.use_deterministic_algorithms (reproducible, sometimes slower)
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # per device: cnnlab.runtime.precision.plan_speed
     channels_last: bool = True
     compile: bool = False  # torch.compile the model for training (off: no measured bf16 gain, 10-25 s to compile)
     fast_dropout: bool = True  # swap nn.Dropout for HashDropout while training (same layer, faster masks)
     monitor: str = "val_acc"
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps; checked when training starts
 
     def __post_init__(self) -> None:
+        # The spelling only: a config written on a GPU machine still loads (to evaluate, predict) on any other.
+        object.__setattr__(self, "device", check_device_request(self.device))
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -11,8 +11,10 @@ batch, and the reduced epoch metrics are the single-process ones. Each rank tran
 global batch before slicing, so augmentation is identical to a single-process run too; that costs
 ``world_size`` times the (cheap, batched uint8) augmentation work, not the forward/backward.
 
-Process groups use gloo: the Trainer runs on the CPU. NCCL needs the model and the batches on a
-GPU, which the Trainer does not place yet.
+Backends: NCCL when the run's device is a CUDA GPU (one process per GPU: rank ``r`` of a machine
+takes ``cuda:LOCAL_RANK``, :func:`rank_device`), gloo on the CPU. ``--device auto`` on a machine with
+GPUs is CUDA; ``cnnlab train --nproc N`` then needs N GPUs (``--device cpu`` trains N CPU processes).
+The NCCL path has not run on a GPU machine yet (docs/gpu.md).
 
 >>> from cnnlab.data.loader import TensorLoader
 >>> numbers = TensorLoader(torch.arange(10), torch.arange(10), batch_size=4)
@@ -39,6 +41,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnlab.core.errors import ConfigError, TrainingError
+from cnnlab.runtime.device import Accelerators, DeviceChoice, choose_device
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Batch, BatchSource, Callback, Trainer
 
@@ -99,20 +102,79 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
 FINISH_TIMEOUT_S = 3600.0  # how long other ranks wait at the end for rank 0's evaluation and report
 
 
+def rank_device(request: str, world: World, caps: Accelerators | None = None) -> DeviceChoice:
+    """This rank's device for a run's ``--device``: on CUDA one GPU per process, ``cuda:LOCAL_RANK``; else the CPU.
+
+    >>> two = Accelerators(cuda_built=True, cuda_names=("A100", "A100"), cuda_bf16=(True, True))
+    >>> rank_device("auto", World(rank=3, local_rank=1, size=4), two).device
+    device(type='cuda', index=1)
+    >>> rank_device("auto", World(0, 0, 2), Accelerators()).device
+    device(type='cpu')
+    >>> rank_device("cuda", World(2, 2, 3), two)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.ConfigError: local rank 2 has no GPU: this machine has 2 [--nproc]. Fix: pass --nproc 2 ...
+    """
+    choice = choose_device(request, caps)
+    if choice.device.type == "mps":
+        if request.strip().lower() != "auto":
+            raise ConfigError(
+                "distributed training runs on CUDA GPUs (NCCL) or the CPU (gloo), not on MPS",
+                where="--device",
+                fix="pass --device cpu with --nproc, or train in one process on mps",
+            )
+        return DeviceChoice(torch.device("cpu"), "device cpu: auto with --nproc (MPS does not train distributed)")
+    if choice.device.type != "cuda":
+        return choice
+    caps = caps or Accelerators.detect()
+    if ":" in request and world.size > 1:
+        raise ConfigError(
+            f"--device {request} names one GPU, and --nproc trains one process per GPU",
+            where="--device",
+            fix="pass --device cuda (rank r of a machine takes cuda:r)",
+        )
+    index = choice.device.index if ":" in request else world.local_rank
+    if index >= caps.cuda_count:
+        raise ConfigError(
+            f"local rank {world.local_rank} has no GPU: this machine has {caps.cuda_count}",
+            where="--nproc",
+            fix=f"pass --nproc {caps.cuda_count} (one process per GPU), or --device cpu",
+        )
+    name = caps.cuda_names[index]
+    return DeviceChoice(
+        torch.device("cuda", index), f"device cuda:{index} ({name}): local rank {world.local_rank}'s GPU"
+    )
+
+
 @contextlib.contextmanager
-def process_group(world: World, timeout_s: float = 60.0) -> Iterator[None]:
-    """Join the gloo process group (``MASTER_ADDR``/``MASTER_PORT`` from torchrun) and leave it on exit.
+def process_group(world: World, timeout_s: float = 60.0, device: str = "cpu") -> Iterator[None]:
+    """Join the process group (``MASTER_ADDR``/``MASTER_PORT`` from torchrun) and leave it on exit: NCCL when
+    the run's ``device`` is CUDA for this rank (:func:`rank_device`, made the current GPU), else gloo.
 
     ``timeout_s`` bounds every collective, so a rank that dies or stalls ends the job instead of hanging it.
     """
+    place = rank_device(device, world).device
+    backend = "nccl" if place.type == "cuda" else "gloo"
+    options: dict[str, Any] = {}
+    if backend == "nccl":
+        torch.cuda.set_device(place)  # object collectives (broadcast_from_main) use the current GPU
+        options["device_id"] = place
     dist.init_process_group(
-        "gloo", rank=world.rank, world_size=world.size, timeout=timedelta(seconds=timeout_s), init_method="env://"
+        backend,
+        rank=world.rank,
+        world_size=world.size,
+        timeout=timedelta(seconds=timeout_s),
+        init_method="env://",
+        **options,
     )
     try:
+        # NCCL has no monitored barrier, and its collectives all share timeout_s: the long wait at the end
+        # goes through a gloo group of its own.
+        finish = dist.new_group(backend="gloo") if backend == "nccl" else None
         yield
         # Leave together: a rank that tears its group down while rank 0 is still writing the report
         # can abort in gloo's destructor ("terminate called without an active exception").
-        dist.monitored_barrier(timeout=timedelta(seconds=max(timeout_s, FINISH_TIMEOUT_S)))
+        dist.monitored_barrier(group=finish, timeout=timedelta(seconds=max(timeout_s, FINISH_TIMEOUT_S)))
     finally:
         dist.destroy_process_group()
 
@@ -182,11 +244,16 @@ class DistributedTrainer(Trainer):
         callbacks: Sequence[Callback] = (),
     ) -> None:
         model = convert_sync_batchnorm(model) if sync_bn else model
+        self.world = world  # before the plan: it decides this rank's device
         super().__init__(model, config, loss_fn=loss_fn, callbacks=callbacks)
-        self.world = world
         self.module = self.model  # the plain model: checkpoints, evaluation and prediction use it
-        self.ddp = DistributedDataParallel(self.module)  # broadcasts rank 0's weights and buffers
+        on_gpu = [self.device.index] if self.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(self.module, device_ids=on_gpu)  # broadcasts rank 0's weights and buffers
         self.model = self.ddp
+
+    def device_request(self) -> DeviceChoice:
+        """This rank's device: ``cuda:LOCAL_RANK`` on CUDA (:func:`rank_device`), else the CPU."""
+        return rank_device(self.config.device, self.world)
 
     def reduce_sums(self, sums: dict[str, torch.Tensor], seen: int) -> tuple[dict[str, torch.Tensor], int]:
         return sum_over_ranks(sums, seen)

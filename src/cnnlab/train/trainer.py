@@ -6,6 +6,12 @@ step, ``on_epoch_end``; finally ``on_fit_end`` (also after Ctrl-C). Stopping is 
 send) once stops after the current batch (the checkpoint callback then saves a resumable mid-epoch
 checkpoint); a second signal aborts at once.
 
+The device is ``config.device`` (``auto``: the first CUDA GPU, else MPS, else the CPU; see
+:mod:`cnnlab.runtime.device`): the model moves there, every batch is copied there (from pinned memory,
+non-blocking, on CUDA), the forward pass runs under the plan's autocast (fp16 with a GradScaler on GPUs
+without native bf16), and ``predict`` returns CPU tensors. Running out of GPU memory stops the fit with a
+:class:`~cnnlab.core.errors.TrainingError` that names a batch size to try; the last checkpoint stays.
+
 >>> import torch
 >>> from torch import nn
 >>> from cnnlab.data.loader import TensorLoader
@@ -31,13 +37,16 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import DataError, TrainingError
+from cnnlab.runtime.device import DeviceChoice, to_device
 from cnnlab.runtime.fast_dropout import use_hash_dropout
-from cnnlab.runtime.precision import SpeedPlan, plan_speed
+from cnnlab.runtime.precision import SpeedPlan, apply_backend_settings, plan_speed
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.metrics import Metric, accuracy
 
 Batch = Sequence[torch.Tensor]
 Logs = dict[str, Any]
+_OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+_CPU = torch.device("cpu")
 
 
 class BatchSource(Protocol):
@@ -83,11 +92,17 @@ class Trainer:
             self.config.channels_last,
             compile=self.config.compile,
             fast_dropout=self.config.fast_dropout,
+            device=self.device_request(),
+            deterministic=self.config.deterministic,
         )
         if self.plan.channels_last and any(p.dim() == 5 for p in model.parameters()):
             layout = "NCDHW: channels_last is torch's layout for 2-D convs, and this model has 3-D ones"
             self.plan = dataclasses.replace(self.plan, channels_last=False, reasons=(*self.plan.reasons, layout))
+        self.device = torch.device(self.plan.device)
+        apply_backend_settings(self.plan)
+        model.to(self.device)  # in place: parameters keep their identity (param_groups, callers' references)
         self.model = model.to(memory_format=torch.channels_last) if self.plan.channels_last else model
+        self.scaler = torch.amp.GradScaler(self.plan.device_type) if self.plan.grad_scaler else None
         if self.plan.fast_dropout:
             use_hash_dropout(self.model)
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
@@ -120,17 +135,32 @@ class Trainer:
         self.stop_signal: str | None = None  # "SIGINT" or "SIGTERM" when a signal stopped the fit
         self._sums: dict[str, torch.Tensor] = {}
         self._seen = 0
+        self._evaluating = False  # what an out-of-memory error was doing: evaluating or training
+        self._batch_size = self.config.batch_size or 0  # the last batch's size (what out of memory reports)
+
+    def device_request(self) -> str | DeviceChoice:
+        """The device to ask the plan for: ``config.device`` (the distributed trainer: this rank's GPU)."""
+        return self.config.device
 
     # ----- steps: override these -------------------------------------------------------------
     def prepare(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move a batch into the model's layout (channels_last for images)."""
-        x, y = batch[0], batch[1]
+        """Move a batch to the device and into the model's layout (channels_last for images)."""
+        x, y = self.to_device(batch[0]), self.to_device(batch[1])
         if self.plan.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    def to_device(self, value: Any) -> Any:
+        """``value`` (a tensor, or lists, tuples and dicts of them) on the trainer's device; on CUDA copied from
+        pinned host memory without waiting (the copy queues behind the running step). Unchanged on the CPU."""
+        if self.device.type == "cpu":
+            return value
+        return to_device(value, self.device, non_blocking=True, pin=self.plan.pin_memory)
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.plan.bf16)
+        if self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.plan.bf16)
+        return torch.autocast(self.plan.device_type, dtype=self.plan.autocast_dtype, enabled=self.plan.mixed)
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``model``'s output for a prepared batch (``model`` is the trained one or its EMA copy)."""
@@ -138,12 +168,21 @@ class Trainer:
             return model(x)
 
     def optimise(self, loss: torch.Tensor) -> None:
-        """Backward pass, optional gradient clipping, optimiser and scheduler step, EMA update."""
+        """Backward pass, optional gradient clipping, optimiser and scheduler step, EMA update (fp16: through the
+        GradScaler, which skips a step whose gradients overflowed and lowers its scale)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            if self.config.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
         if self.ema is not None:
@@ -165,7 +204,9 @@ class Trainer:
         return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, _hard(y))}
 
     def update_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Feed one evaluation batch to every metric object (``eval_step`` calls it)."""
+        """Feed one evaluation batch to every metric object (``eval_step`` calls it); they get CPU tensors."""
+        if self.metrics and self.device.type != "cpu":
+            outputs, targets = to_device(outputs, _CPU), to_device(targets, _CPU)
         for metric in self.metrics:
             metric.update(outputs, targets)
 
@@ -192,8 +233,13 @@ class Trainer:
         self.stop_reason = self.stop_signal = None
         self._call("on_fit_start", {"epochs": epochs, "steps_per_epoch": len(train)})
         with _stop_on_signals(self):
-            while self.epoch < epochs and self.stop_reason is None:
-                self._run_epoch(train, val)
+            try:
+                while self.epoch < epochs and self.stop_reason is None:
+                    self._run_epoch(train, val)
+            except _OUT_OF_MEMORY as exc:
+                self.stop_reason = "out_of_memory"
+                self._call("on_fit_end", {"stop_reason": self.stop_reason})
+                raise self._out_of_memory() from exc
         self._call("on_fit_end", {"stop_reason": self.stop_reason})
         if self.stop_reason == "nan":
             raise TrainingError(
@@ -207,6 +253,7 @@ class Trainer:
         started = time.perf_counter()
         self._call("on_epoch_start", {"epoch": self.epoch, "start_step": self.step_in_epoch})
         for batch in train.batches(self.epoch, start=self.step_in_epoch):
+            self._batch_size = len(batch[0])
             logs = self.train_step(batch)
             self._accumulate(logs, len(batch[0]))
             self.step_in_epoch += 1
@@ -237,12 +284,16 @@ class Trainer:
             metric.reset()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
-        with torch.inference_mode():
-            for batch in data.batches():
-                n = len(batch[0])
-                for key, value in self.eval_step(batch).items():
-                    sums[key] = sums.get(key, 0) + value.detach().float() * n
-                seen += n
+        self._evaluating = True
+        try:
+            with torch.inference_mode():
+                for batch in data.batches():
+                    n = self._batch_size = len(batch[0])
+                    for key, value in self.eval_step(batch).items():
+                        sums[key] = sums.get(key, 0) + value.detach().float() * n
+                    seen += n
+        finally:
+            self._evaluating = False
         self.model.train(was_training)
         sums, seen = self.reduce_sums(sums, seen)
         means = {k: v.item() / max(seen, 1) for k, v in sums.items()}
@@ -251,17 +302,21 @@ class Trainer:
         return means
 
     def predict(self, data: BatchSource) -> torch.Tensor:
-        """Concatenated logits over ``data``, in order."""
+        """Concatenated logits over ``data``, in order, on the CPU."""
         was_training = self.model.training
         self.eval_model.eval()
         with torch.inference_mode():
-            out = torch.cat([self.predict_step(batch) for batch in data.batches()])
+            outputs = [self.predict_step(batch) for batch in data.batches()]
+            if self.device.type != "cpu":  # each batch's: a whole set's outputs need not fit on the GPU
+                outputs = [output.cpu() for output in outputs]
+            out = torch.cat(outputs)
         self.model.train(was_training)
         return out
 
     # ----- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimiser, schedule, RNG, position, history."""
+        """Everything needed to resume: weights, optimiser, schedule, RNG (the CPU's, and the GPU's on one), position,
+        history. Loads on any device (:meth:`load_state_dict`)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -277,10 +332,23 @@ class Trainer:
             "history": list(self.history),
             "best_score": self.best_score,
             "torch_rng": torch.get_rng_state(),
+            **self._device_state(),
         }
 
+    def _device_state(self) -> dict[str, Any]:
+        """What only a GPU run has: its device, its RNG state and the GradScaler's (none on the CPU)."""
+        if self.device.type == "cuda":
+            state: dict[str, Any] = {"device": str(self.device), "cuda_rng": torch.cuda.get_rng_state(self.device)}
+        elif self.device.type == "mps":
+            state = {"device": "mps", "mps_rng": torch.mps.get_rng_state()}
+        else:
+            return {}
+        return state | ({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (optimiser and schedule are restored when ``fit`` builds the schedule)."""
+        """Restore from :meth:`state_dict` (optimiser and schedule are restored when ``fit`` builds the schedule),
+        whichever device saved it: the GPU's RNG state is restored on a GPU of the same kind, else left out (a run
+        moved between devices draws other random numbers there)."""
         self.model.load_state_dict(state["model"])
         self._pending_optimizer_state = state["optimizer"]
         if self.ema is not None and state.get("ema") is not None:
@@ -291,13 +359,37 @@ class Trainer:
         self.global_step = state["global_step"]
         self.schedule_steps = state.get("schedule_steps", 0)
         self.schedule_start = state.get("schedule_start", 0)
-        self._sums = dict(state.get("partial_sums") or {})
+        self._sums = self.to_device(dict(state.get("partial_sums") or {}))
         self._seen = state.get("partial_seen", 0)
         self.history = list(state.get("history") or [])
         self.best_score = state.get("best_score")
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        if self.device.type == "mps" and state.get("mps_rng") is not None:
+            torch.mps.set_rng_state(state["mps_rng"].cpu())
+        if self.scaler is not None and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
 
     # ----- helpers ----------------------------------------------------------------------------
+    def _out_of_memory(self) -> TrainingError:
+        """The error for a GPU that ran out of memory: what to try, and that the last checkpoint stays."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        size = self._batch_size if self._evaluating else (self.config.batch_size or self._batch_size)
+        half = max(size // 2, 1)
+        where = f"{self.device}, epoch {self.epoch + 1}, step {self.step_in_epoch + 1}"
+        if self._evaluating:
+            what = f"out of GPU memory while evaluating batches of {size}"
+            fix = f"set train.eval_batch_size to {half} in a run.yaml (--config); the last checkpoint was kept"
+        elif size > 1:
+            what = f"out of GPU memory while training at batch size {size}"
+            fix = f"try --batch-size {half}; the last checkpoint was kept (--resume RUN --batch-size {half} goes on)"
+        else:
+            what = "out of GPU memory while training at batch size 1"
+            fix = "use a smaller model or --img-size, or --device cpu; the last checkpoint was kept"
+        return TrainingError(what, where=where, fix=fix)
+
     def _ensure_scheduler(self, steps_per_epoch: int, epochs: int) -> None:
         total = steps_per_epoch * epochs
         if self._pending_scheduler_state is not None and self.schedule_steps != total:

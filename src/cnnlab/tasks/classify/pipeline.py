@@ -83,7 +83,7 @@ def run_classification(
             return _run_classification(config, runs_dir, resume, console, loader, None, held)
     if config.transfer.mode != "none":
         raise ConfigError("transfer runs train in one process", where="--nproc", fix="drop --nproc (or --transfer)")
-    with process_group(world, config.distributed.timeout_s), contextlib.ExitStack() as held:
+    with process_group(world, config.distributed.timeout_s, config.train.device), contextlib.ExitStack() as held:
         return _run_classification(config, runs_dir, resume, console, loader, world, held)
 
 
@@ -108,6 +108,10 @@ def _run_classification(
             where="--tta",
             fix="score a transfer run with cnnlab evaluate --tta",
         )
+    if transfer and config.train.device != "cpu":  # cached features and their extraction are CPU tensors
+        if config.train.device != "auto":
+            raise ConfigError("transfer runs train on the CPU", where="--device", fix="pass --device cpu")
+        config = replace(config, train=replace(config.train, device="cpu"))
     config, sized = image_size_from_files(config) if loader is None else (config, [])
     splits = load_splits(config.data, config.train.seed, loader)  # bad data stops here, before a run folder
     if spec is not None:  # the weights' channels, size and normalisation, not the data's
@@ -143,7 +147,8 @@ def _run_classification(
             console.print(f"Chosen from the data: {note}")
             run.log(f"chosen from the data: {note}")
         if world is not None:
-            run.log(f"distributed: {world.size} processes (gloo) share each batch of {cfg.batch_size}")
+            backend = torch.distributed.get_backend()
+            run.log(f"distributed: {world.size} processes ({backend}) share each batch of {cfg.batch_size}")
         if splits.train.problems:
             console.print(
                 f"[yellow]Skipped {len(splits.train.problems)} unreadable file(s)[/yellow]; see {run.log_file}"
@@ -219,8 +224,10 @@ def _run_classification(
                 if predict_images is not None
                 else trainer.predict(_loader(held, cfg.eval_batch_size, evaluation))
             )
+            member.model.cpu()  # the held-out pictures (Grad-CAM) take CPU inputs; a no-op on the CPU
             summary = _write_held_out(run, member, held, logits.float().softmax(dim=1), splits.classes, title)
         else:  # what `cnnlab evaluate RUN --tta MODE` writes: plain and with TTA, the TTA variant reported
+            member.model.cpu()  # as above
             result = evaluate([member], held.images, held.targets, splits.classes, tta=config.tta)
             extra = {"data": title, "checkpoints": ["trained model"]}
             write_run_evaluation(run.path, [member], held.images, result, f"{title}, {config.tta} TTA", extra)
@@ -317,8 +324,9 @@ def _weights(model: ModelConfig) -> dict[str, Any]:
 
 def lr_range_test(config: RunConfig, steps: int = 100) -> LRFinderResult:
     """``cnnlab lr-find``: one training step per learning rate from 1e-6 to 1 on the configured data and model."""
+    splits = load_splits(config.data, config.train.seed)
+    config, _ = choose_defaults(config, len(splits.train), splits.train.images.shape[1])  # --aug/batch left open
     cfg = config.train
-    splits = load_splits(config.data, cfg.seed)
     trainer = Trainer(build_model(config, splits), cfg)
     transform = train_transform(config.data.aug, splits)
     loader = TensorLoader(splits.train.images, splits.train.targets, cfg.batch_size, True, cfg.seed, transform)

@@ -228,7 +228,7 @@ def _train(
     results: dict[str, Any] = timed_fit(trainer, loader, val, epochs, run, console)
     if results.get("interrupted"):
         return results
-    embedder = Embedder.from_meta(trainer.eval_model.eval(), meta)
+    embedder = Embedder.from_meta(trainer.eval_model.eval().cpu(), meta)  # it takes CPU inputs
     title = f"{len(split.held_people)} held-out people of {config.data.source}"
     scored = write_embedding_evaluation(run.path, embedder, data, title, split, emb.threshold_rule, console)
     if val is not None:

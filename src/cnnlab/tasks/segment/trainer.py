@@ -65,7 +65,7 @@ class SegmentationTrainer(Trainer):
     def train_step(self, batch: Batch) -> Logs:
         x, _ = self.prepare(batch)
         logits = self.logits(self.model, x).float()  # (B, K, H', W')
-        y = fit_target(batch[1], logits)
+        y = fit_target(batch[1].to(logits.device), logits)
         loss = self.loss_fn(logits, y)
         self.optimise(loss)
         counts = confusion(logits.detach().argmax(1), y, logits.shape[1])
@@ -77,7 +77,7 @@ class SegmentationTrainer(Trainer):
     def eval_step(self, batch: Batch) -> Logs:
         """The batch's loss; its confusion matrix goes to the metric."""
         logits = self.segment(self.eval_model, batch[0])
-        y = fit_target(batch[1], logits)
+        y = fit_target(batch[1].to(logits.device), logits)
         self.update_metrics(logits, y)
         return {"loss": self.loss_fn(logits, y)}
 

@@ -155,7 +155,7 @@ def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Conso
     if results.get("interrupted"):
         return results
     if splits.test is not None:
-        scored = SequenceModel(trainer.eval_model.eval(), meta, str(run.path))
+        scored = SequenceModel(trainer.eval_model.eval().cpu(), meta, str(run.path))  # it takes CPU inputs
         title = f"test split of {config.data.source}"
         summary = write_sequence_evaluation(run.path, scored, splits.test, title)
         results |= {"test_acc": summary["accuracy"], "test_samples": len(splits.test), "test_loss": summary["loss"]}

@@ -424,7 +424,8 @@ class VolumeSegmentTrainer(Trainer):
         )
 
     def prepare(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch[0].contiguous(memory_format=torch.channels_last_3d), batch[1]
+        x, y = self.to_device(batch[0]), self.to_device(batch[1])  # unchanged on the CPU
+        return x.contiguous(memory_format=torch.channels_last_3d), y
 
     def train_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)

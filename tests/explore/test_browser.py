@@ -1,0 +1,126 @@
+"""End to end: `cnnlab explore` in its own process, the page driven in headless Chromium with Playwright: pick a
+picture, click a layer and a unit, and the unit's numbers (the API's) appear; saves docs/images/explore.png.
+
+Skips with the reason when Playwright or Debian's chromium is missing (as tests/serve/test_browser.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.browser import CHROMIUM, HEADLESS_FLAGS
+from tests.explore.conftest import png_bytes
+
+pytestmark = pytest.mark.slow
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "explore.png"
+
+
+@contextlib.contextmanager
+def explore_process(target: Path, data: Path, wait_s: float = 120) -> Iterator[str]:
+    """`cnnlab explore TARGET --data DATA` in its own process; its URL once /health answers."""
+    httpx = pytest.importorskip("httpx")
+    with socket.socket() as sock:  # a free port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "cnnlab.cli.app", "explore", str(target), "--data", str(data), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            assert process.poll() is None, f"explore exited: {process.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, f"explore did not answer /health in {wait_s:.0f} s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
+    if CHROMIUM is None:
+        pytest.skip("no browser: chromium is not on PATH (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=HEADLESS_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_click_a_layer_and_a_unit_and_see_its_numbers(browser, classifier_checkpoint, image_folder, tmp_path):
+    import httpx
+
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    yy, xx = np.mgrid[:96, :96]
+    disc = np.where((yy - 48) ** 2 + (xx - 40) ** 2 < 700, 230, 30).astype(np.uint8)
+    upload = tmp_path / "disc.png"
+    upload.write_bytes(png_bytes(np.stack([disc, disc // 2, 255 - disc], axis=2)))
+    with explore_process(classifier_checkpoint, image_folder) as url:
+        layers = httpx.get(f"{url}/api/model", timeout=30).json()["layers"]
+        conv = [layer for layer in layers if layer["type"] == "Conv2d"][1]  # a conv after the first conv's ReLU
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("#model-info:has-text('cnn_small')")
+        page.set_input_files("#file", str(upload))
+        page.wait_for_selector("#top-classes li", timeout=60_000)
+        page.wait_for_selector("#cam:not([hidden])", timeout=60_000)
+        assert "the model's input size" in page.inner_text("#image-notes")
+
+        page.click(f"#layer-list button[data-index='{conv['index']}']")
+        page.wait_for_selector(f"#layer-title:has-text('{conv['label']} (Conv2d)')")
+        page.wait_for_function(
+            "document.getElementById('grid').complete && document.getElementById('grid').naturalWidth > 0"
+        )
+        arithmetic = page.inner_text("#arithmetic")
+        assert "floor((n + 2p - d(k - 1) - 1) / s) + 1" in arithmetic and f"{conv['params']:,}" in arithmetic
+
+        image_id = page.evaluate("state.image")
+        grid = httpx.get(f"{url}/api/images/{image_id}/layers/{conv['index']}", timeout=30).json()["grid"]
+        channel, y, x = 5, 3, 4
+        column, row = channel % grid["columns"], channel // grid["columns"]
+        px = column * (grid["tile_width"] + grid["gap"]) + x * grid["scale"] + grid["scale"] // 2
+        py = row * (grid["tile_height"] + grid["gap"]) + y * grid["scale"] + grid["scale"] // 2
+        shown = page.evaluate(
+            "(() => { const g = document.getElementById('grid'); return g.clientWidth / g.naturalWidth; })()"
+        )
+        page.locator("#grid").click(position={"x": px * shown, "y": py * shown})
+        page.wait_for_selector(f"#unit-title:has-text('channel {channel}, row {y}, column {x}')", timeout=60_000)
+
+        unit = httpx.get(
+            f"{url}/api/images/{image_id}/layers/{conv['index']}/unit",
+            params={"channel": channel, "y": y, "x": x},
+            timeout=60,
+        ).json()
+        assert abs(unit["value"] - unit["dot"]) < 1e-4
+        value = page.evaluate(f"number({unit['value']}, 7)")
+        assert page.inner_text("#unit-value") == f"value {value}"
+        equation = page.inner_text("#unit-math .equation")
+        dot = page.evaluate(f"number({unit['dot']}, 7)")
+        assert equation.endswith(f"= {dot}") and "(bias)" in equation
+        assert page.locator("#unit-math .term").count() == len(unit["shown"])
+        top, left, bottom, right = unit["box"]
+        assert f"rows {top}…{bottom - 1}, columns {left}…{right - 1}" in page.inner_text("#unit-field")
+        assert page.locator("#field-box").is_visible()
+        page.wait_for_selector("#top-patches img >> nth=8", timeout=120_000)
+        assert "strongest responses of channel 5" in page.inner_text("#top-note")
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        assert errors == []
