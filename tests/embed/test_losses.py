@@ -108,3 +108,18 @@ def test_a_batch_without_pairs_says_what_to_do(loss) -> None:
         loss(torch.randn(3, 2), torch.tensor([0, 1, 2]))  # nobody has a positive
     with pytest.raises(DataError, match="at least 2 people"):
         loss(torch.randn(3, 2), torch.tensor([0, 0, 0]))  # nobody has a negative
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "lenet5", "resnet20"])
+def test_small_zoo_classifiers_are_embedding_backbones(name: str) -> None:
+    """`--task embed --model cnn_small` (the demo net) must work like the other zoo classifiers: unit-length
+    embeddings, and gradients that reach the backbone's first conv."""
+    from cnnlab.models import create_model
+    from cnnlab.models.embed.head import EmbeddingNet
+
+    backbone = create_model(name, num_classes=4, in_chans=1)
+    net = EmbeddingNet(backbone, dim=8)
+    out = net(torch.rand(2, 1, 32, 32))
+    assert out.shape == (2, 8) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+    out.sum().backward()
+    assert backbone.get_submodule(backbone.first_conv).weight.grad is not None

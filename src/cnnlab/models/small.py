@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 
@@ -21,8 +22,9 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class CnnSmall(nn.Module):
-    """conv32-conv32-pool, conv64-conv64-pool, global average pool, linear."""
+class CnnSmall(Classifier):
+    """conv32-conv32-pool, conv64-conv64-pool, global average pool, linear (a :class:`Classifier`, so it is also
+    an embedding backbone)."""
 
     first_conv = "features.0.0"
     classifier_layers = ("classifier",)
@@ -47,9 +49,6 @@ class CnnSmall(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(x.mean(dim=(2, 3))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier = nn.Linear(self.num_features, num_classes)
