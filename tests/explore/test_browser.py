@@ -1,5 +1,6 @@
 """End to end: `cnnlab explore` in its own process, the page driven in headless Chromium with Playwright: pick a
-picture, click a layer and a unit, and the unit's numbers (the API's) appear; saves docs/images/explore.png.
+picture, click a layer and a unit, and the unit's numbers (the API's) appear; with CNNLAB_DOCS_SCREENSHOTS=1 it
+saves docs/images/explore.png (otherwise a screenshot under tmp_path: a test run leaves the repository as it was).
 
 Skips with the reason when Playwright or Debian's chromium is missing (as tests/serve/test_browser.py).
 """
@@ -7,6 +8,7 @@ Skips with the reason when Playwright or Debian's chromium is missing (as tests/
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from tests.browser import CHROMIUM, HEADLESS_FLAGS
 from tests.explore.conftest import png_bytes
 
 pytestmark = pytest.mark.slow
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "explore.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "explore.png"
 
 
 @contextlib.contextmanager
@@ -121,6 +123,7 @@ def test_click_a_layer_and_a_unit_and_see_its_numbers(browser, classifier_checkp
         page.wait_for_selector("#top-patches img >> nth=8", timeout=120_000)
         assert "strongest responses of channel 5" in page.inner_text("#top-note")
 
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = DOCS_SCREENSHOT if os.environ.get("CNNLAB_DOCS_SCREENSHOTS") == "1" else tmp_path / "explore.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
         assert errors == []
