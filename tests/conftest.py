@@ -36,3 +36,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium through Playwright; skips with the reason when either is missing."""
+    from tests.browser import CHROMIUM, HEADLESS_FLAGS
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
+    if CHROMIUM is None:
+        pytest.skip("no browser: chromium is not on PATH (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=HEADLESS_FLAGS, headless=True)
+        yield chromium
+        chromium.close()

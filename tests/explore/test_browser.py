@@ -7,60 +7,17 @@ Skips with the reason when Playwright or Debian's chromium is missing (as tests/
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.browser import CHROMIUM, HEADLESS_FLAGS
+from tests.browser import cnnlab_server
 from tests.explore.conftest import png_bytes
 
 pytestmark = pytest.mark.slow
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "explore.png"
-
-
-@contextlib.contextmanager
-def explore_process(target: Path, data: Path, wait_s: float = 120) -> Iterator[str]:
-    """`cnnlab explore TARGET --data DATA` in its own process; its URL once /health answers."""
-    httpx = pytest.importorskip("httpx")
-    with socket.socket() as sock:  # a free port
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "cnnlab.cli.app", "explore", str(target), "--data", str(data), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            assert process.poll() is None, f"explore exited: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, f"explore did not answer /health in {wait_s:.0f} s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
-    if CHROMIUM is None:
-        pytest.skip("no browser: chromium is not on PATH (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=HEADLESS_FLAGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def test_click_a_layer_and_a_unit_and_see_its_numbers(browser, classifier_checkpoint, image_folder, tmp_path):
@@ -72,7 +29,7 @@ def test_click_a_layer_and_a_unit_and_see_its_numbers(browser, classifier_checkp
     disc = np.where((yy - 48) ** 2 + (xx - 40) ** 2 < 700, 230, 30).astype(np.uint8)
     upload = tmp_path / "disc.png"
     upload.write_bytes(png_bytes(np.stack([disc, disc // 2, 255 - disc], axis=2)))
-    with explore_process(classifier_checkpoint, image_folder) as url:
+    with cnnlab_server(["explore", str(classifier_checkpoint), "--data", str(image_folder)], wait_s=120) as url:
         layers = httpx.get(f"{url}/api/model", timeout=30).json()["layers"]
         conv = [layer for layer in layers if layer["type"] == "Conv2d"][1]  # a conv after the first conv's ReLU
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

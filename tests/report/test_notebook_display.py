@@ -101,7 +101,7 @@ def test_importing_cnnlab_and_drawing_leaves_the_backend_alone() -> None:
     code = (
         "import sys, matplotlib; matplotlib.use('svg'); import cnnlab\n"
         "cnnlab.show.confusion([0, 1], [1, 1])\n"
-        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
-        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True, text=True)
+    assert done.stdout.split() == ["svg", "False"]  # the user's backend kept, pyplot never imported

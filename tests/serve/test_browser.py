@@ -8,22 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import CHROMIUM, HEADLESS_FLAGS
 from tests.serve.conftest import CLASSES, png_bytes
 from tests.serve.test_server import serve_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
-    if CHROMIUM is None:
-        pytest.skip("no browser: chromium is not on PATH (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=HEADLESS_FLAGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

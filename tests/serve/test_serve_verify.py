@@ -32,7 +32,6 @@ from cnnlab.models.embed.head import EmbeddingNet  # noqa: E402
 from cnnlab.serve import create_app, load_served  # noqa: E402
 from cnnlab.tasks.detect.faces import Face  # noqa: E402
 from cnnlab.tasks.embed.frontend import FaceFrontEnd  # noqa: E402
-from tests.serve import test_browser  # noqa: E402
 from tests.serve.conftest import png_bytes  # noqa: E402
 from tests.serve.test_server import free_port, serve_process  # noqa: E402
 
@@ -41,8 +40,6 @@ THRESHOLD = 0.5
 DIM = 8
 MEAN, STD = 0.5, 0.25
 FACE_BOX = (40.0, 50.0, 120.0, 150.0)  # where the stand-in detector "finds" a face
-
-browser = test_browser.browser  # the headless Chromium fixture (skips without Playwright or chromium)
 
 
 def embedding_net(state: dict | None = None) -> EmbeddingNet:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,36 +21,13 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from cnnlab.cli.app import main  # noqa: E402
 from cnnlab.serve import create_app, load_served  # noqa: E402
+from tests.browser import cnnlab_server, free_port  # noqa: E402
 from tests.serve.conftest import CLASSES, sample_images  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve_process(target: Path, wait_s: float) -> Iterator[str]:
+def serve_process(target: Path, wait_s: float) -> contextlib.AbstractContextManager[str]:
     """`cnnlab serve TARGET` in its own process; its URL once /health answers (within ``wait_s``)."""
-    port = free_port()
-    command = [sys.executable, "-m", "cnnlab.cli.app", "serve", str(target), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            assert process.poll() is None, f"server exited: {process.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, f"server did not answer /health in {wait_s:.0f} s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    return cnnlab_server(["serve", str(target)], wait_s)
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cnnlab import explain as xai
 from cnnlab.cli.options import DEVICE_HELP, use_device
-from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import atomic_write_text
-from cnnlab.data.images import IMAGE_EXTENSIONS, is_image_file
+from cnnlab.data.images import image_files
 from cnnlab.explain import maximise, units
 from cnnlab.runtime.device import current_device, placed_on
 from cnnlab.tasks.classify.predictor import Classifier, load_classifier, load_pretrained
@@ -80,7 +80,7 @@ def explain_units(
 ) -> Path:
     """Write ``<out>/units.html`` (top-9 patches and activation maximisation per unit) and ``<out>/units.json``."""
     console = console or Console(stderr=True)
-    images = _image_files(folder)
+    images = image_files(folder)
     started = time.perf_counter()
     input_size = classifier.input_size
     names = layers or units.default_layers(classifier.model, input_size)
@@ -236,19 +236,6 @@ def _parse_units(text: str | None) -> int | list[int]:
             where="--units",
             fix="--units 8, or --units 0,5,9 (one unit: --units 5,)",
         ) from None
-
-
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder", where="--data", fix="pass a folder of images (sub-folders too)")
-    images = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-    if not images:
-        raise DataError(
-            f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}, sub-folders too)",
-            where="--data",
-            fix="pass a folder that holds image files",
-        )
-    return images
 
 
 def _short(label: str) -> str:

@@ -79,8 +79,8 @@ def explore(
     try:
         import uvicorn
 
+        from cnnlab.data.images import image_files
         from cnnlab.explore import Explorer, create_app
-        from cnnlab.explore.images import folder_images
     except ImportError as exc:
         raise ConfigError(
             f"the explorer needs FastAPI and uvicorn ({exc.name} is missing)",
@@ -90,7 +90,7 @@ def explore(
     console = Console(stderr=True, highlight=False)
     subject = load_subject(target)
     if data is not None:
-        folder_images(data)  # a folder without images fails here, before the port is taken
+        image_files(data)  # a folder without images fails here, before the port is taken
     with listening_socket(host, port) as sock:
         if not is_loopback(host):
             console.print(f"[yellow]warning:[/yellow] listening on {host}: other machines can reach this page.")

@@ -84,6 +84,27 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (sub-folders too), sorted; no folder or no image is a :class:`DataError`
+    (what ``--data`` of ``cnnlab explain units`` and ``cnnlab explore`` takes).
+
+    >>> image_files(Path("no-such-folder"))
+    Traceback (most recent call last):
+    ...
+    cnnlab.core.errors.DataError: no-such-folder is not a folder [--data]. Fix: pass a folder of images ...
+    """
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder", where="--data", fix="pass a folder of images (sub-folders too)")
+    images = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    if not images:
+        raise DataError(
+            f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}, sub-folders too)",
+            where="--data",
+            fix="pass a folder that holds image files",
+        )
+    return images
+
+
 def _open(path: Path, max_pixels: int) -> Image.Image:
     """Open (header only) with the bomb guard, raising DataError with the path on any failure."""
     try:

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.core.errors import DataError
-from cnnlab.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_file, resize_image, to_8bit
+from cnnlab.data.images import MAX_PIXELS, resize_image, to_8bit
 from cnnlab.data.preprocess import load_image, preprocess_image
 from cnnlab.explore.subject import Subject
 
@@ -85,20 +85,6 @@ def prepare(subject: Subject, image: Image.Image) -> tuple[torch.Tensor, list[st
     mean = torch.tensor(subject.mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(subject.std, dtype=torch.float32).view(-1, 1, 1)
     return ((x - mean) / std).contiguous(), notes
-
-
-def folder_images(folder: Path) -> list[Path]:
-    """The image files under ``folder`` (sub-folders too), sorted; none is a :class:`DataError`."""
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder", where="--data", fix="pass a folder of images (sub-folders too)")
-    images = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-    if not images:
-        raise DataError(
-            f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}, sub-folders too)",
-            where="--data",
-            fix="pass a folder that holds image files",
-        )
-    return images
 
 
 def load_inputs(subject: Subject, paths: list[Path]) -> torch.Tensor:

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.data.images import image_files
 from cnnlab.explain.units import LayerPatches, padded, top_patches
-from cnnlab.explore.images import folder_images, load_inputs
+from cnnlab.explore.images import load_inputs
 from cnnlab.explore.layers import Layer
 from cnnlab.explore.maps import data_url, png_bytes
 from cnnlab.explore.subject import Subject
@@ -48,7 +49,7 @@ class DataPatches:
     def __init__(self, subject: Subject, folder: Path, macs_per_image: int = 0) -> None:
         self.subject = subject
         self.folder = folder
-        self.images = folder_images(folder)
+        self.images = image_files(folder)
         most = max(MIN_IMAGES, min(MAX_IMAGES, int(SEARCH_MACS // max(1, macs_per_image))))
         self.searched = self.images[:: math.ceil(len(self.images) / most)]
         self._found: dict[str, LayerPatches] = {}

@@ -15,7 +15,7 @@ called twice (a ResNet block's shared ReLU) gives two calls, told apart by ``occ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from cnnlab.explain.hooks import HookSet, eval_mode
+from cnnlab.layers.summary import tensors_in
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def record_calls(model: nn.Module, x: torch.Tensor) -> list[Call]:
 
     def before(module: nn.Module, args: tuple[Any, ...]) -> None:
         leaf = next(module.children(), None) is None
-        first = next(_tensors(args), None)
+        first = next(tensors_in(args), None)
         taken = first.detach().clone() if leaf and first is not None else None
         stack.append((len(slots), taken, None if first is None else tuple(first.shape)))
         slots.append(None)
@@ -95,15 +96,3 @@ def occurrence_hook(occurrence: int, found: Callable[[torch.Tensor], None]) -> C
         seen[0] += 1
 
     return hook
-
-
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    """The tensors in a hook's arguments (a tuple that may hold lists or dicts)."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)

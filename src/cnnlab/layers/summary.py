@@ -301,7 +301,7 @@ class _Tracer:
     def _make_post_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
             slot, produced_from, in_field, _ = self._stack.pop()
-            outputs = list(_tensors(output))
+            outputs = list(tensors_in(output))
             inp = _first_tensor(args)
             out = outputs[0] if outputs else None
             is_leaf = next(module.children(), None) is None
@@ -421,19 +421,19 @@ def _macs(module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor | None)
 
 
 def _first_tensor(args: tuple[Any, ...]) -> torch.Tensor | None:
-    return next(_tensors(args), None)
+    return next(tensors_in(args), None)
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    """Tensors in an output that may be a tensor, a tuple / list, or a dict."""
+def tensors_in(value: Any) -> Iterator[torch.Tensor]:
+    """The tensors in a hook's arguments or a module's output: a tensor, or tuples / lists / dicts of them."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, (tuple, list)):
         for item in value:
-            yield from _tensors(item)
+            yield from tensors_in(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _tensors(item)
+            yield from tensors_in(item)
 
 
 def _merged(produced: Sequence[tuple[tuple[int, ...], Field | None]], size: tuple[int, ...]) -> Field | None:
