@@ -17,8 +17,9 @@ from importlib.resources import files
 from typing import Any
 
 from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.data.images import MAX_PIXELS
+from cnnlab.data.uploads import UploadRejected, decode_image
 from cnnlab.explore.explorer import KEEP, Explorer, UnknownImage
-from cnnlab.explore.images import decode
 from cnnlab.explore.samples import sample
 
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
@@ -81,7 +82,7 @@ def create_app(explorer: Explorer, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> 
     @app.post("/api/images")
     async def upload(request: Request) -> Any:
         data = await _body(request, max_upload_bytes)
-        image = await run_in_threadpool(decode, data)
+        image = await run_in_threadpool(decode_image, data, MAX_PIXELS)
         return await run_in_threadpool(explorer.look, image, "upload")
 
     @app.post("/api/images/sample")
@@ -121,28 +122,26 @@ async def _body(request: Any, limit: int) -> bytes:
     """The raw image body, refused (413) past ``limit`` bytes and (415) when it is not sent as an image."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not (kind.startswith("image/") or kind == "application/octet-stream"):
-        raise _Rejected(
-            f"unsupported Content-Type '{kind or 'none'}'", 415, "send the image file as the body with an image/* type"
+        raise UploadRejected(
+            f"unsupported Content-Type '{kind or 'none'}'",
+            status=415,
+            fix="send the image file as the body with an image/* type",
         )
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise _Rejected(f"upload is larger than the limit of {limit:,} bytes", 413, "send a smaller image")
+        raise UploadRejected(
+            f"upload is larger than the limit of {limit:,} bytes", status=413, fix="send a smaller image"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _Rejected(f"upload is larger than the limit of {limit:,} bytes", 413, "send a smaller image")
+            raise UploadRejected(
+                f"upload is larger than the limit of {limit:,} bytes", status=413, fix="send a smaller image"
+            )
     if not body:
-        raise _Rejected("the upload is empty (0 bytes)", 400, "pick an image file")
+        raise UploadRejected("the upload is empty (0 bytes)", status=400, fix="pick an image file")
     return bytes(body)
-
-
-class _Rejected(DataError):
-    """An upload refused before decoding, with its HTTP status."""
-
-    def __init__(self, what: str, status: int, fix: str) -> None:
-        super().__init__(what, where="upload", fix=fix)
-        self.status = status
 
 
 def _static(response: Any, content: bytes, kind: str) -> Any:

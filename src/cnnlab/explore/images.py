@@ -1,65 +1,27 @@
-"""Images into the explorer, in memory: decode an upload (with the decompression-bomb guard), shrink a huge
-one first (and say so), fit it to the model's input as training did, and read the ``--data`` folder.
+"""Images into the explorer, in memory (uploads are decoded by :func:`cnnlab.data.uploads.decode_image`): shrink a
+huge one first (and say so), fit it to the model's input as training did, and read the ``--data`` folder.
 
 >>> from cnnlab.explore.subject import zoo_subject
 >>> subject = zoo_subject("cnn_small")                       # grey 28x28
 >>> x, notes = prepare(subject, Image.new("RGB", (5000, 2500), (255, 255, 255)))
 >>> tuple(x.shape), notes[0]
 ((1, 28, 28), 'the image is 5000x2500 pixels: resized to 2048x1024 in memory first (larger images are shrunk ...')
->>> decode(b"not an image")
-Traceback (most recent call last):
-...
-cnnlab.core.errors.DataError: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP) [upload]...
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from cnnlab.core.errors import DataError
-from cnnlab.data.images import MAX_PIXELS, resize_image, to_8bit
+from cnnlab.data.images import resize_image, to_8bit
 from cnnlab.data.preprocess import load_image, preprocess_image
 from cnnlab.explore.subject import Subject
 
 MAX_SIDE = 2048
 """A longer side than this is shrunk (in memory, aspect kept) before anything else, with a note on the page."""
-
-
-def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode image bytes in memory; not an image, corrupt, or more than ``max_pixels`` (judged from the header,
-    before decoding) is a :class:`DataError`."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below is the limit
-            image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > max_pixels:
-            raise DataError(
-                f"image is too large: {width}x{height} = {width * height / 1e6:.3g} MP; the limit is "
-                f"{max_pixels / 1e6:.3g} MP",
-                where="upload",
-                fix="send a smaller image",
-            )
-        image.load()
-    except DataError:
-        raise
-    except Image.DecompressionBombError:
-        raise DataError(
-            "image is too large (over Pillow's limit)", where="upload", fix="send a smaller image"
-        ) from None
-    except UnidentifiedImageError:
-        raise DataError(
-            "not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)", where="upload", fix="upload an image file"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"corrupt or truncated image ({exc})", where="upload", fix="re-export the image") from None
-    return image
 
 
 def prepare(subject: Subject, image: Image.Image) -> tuple[torch.Tensor, list[str]]:

@@ -7,8 +7,8 @@ Importing this package needs only the core packages; :func:`create_app` needs ``
 ('auto', 'onnx', 'torch')
 """
 
+from cnnlab.data.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadRejected
 from cnnlab.serve.app import create_app
 from cnnlab.serve.model import RUNTIMES, ServedModel, load_served
-from cnnlab.serve.upload import MAX_PIXELS, MAX_UPLOAD_BYTES, UploadRejected
 
 __all__ = ["MAX_PIXELS", "MAX_UPLOAD_BYTES", "RUNTIMES", "ServedModel", "UploadRejected", "create_app", "load_served"]

@@ -23,8 +23,7 @@ from PIL import Image, ImageOps
 
 from cnnlab.core.errors import ConfigError, DataError, WeightsError
 from cnnlab.data.images import to_8bit
-from cnnlab.serve.model import Face, ServedModel
-from cnnlab.serve.upload import (
+from cnnlab.data.uploads import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     UploadRejected,
@@ -34,6 +33,7 @@ from cnnlab.serve.upload import (
     image_bytes,
     read_limited,
 )
+from cnnlab.serve.model import Face, ServedModel
 
 VIEW_SIDE = 320  # the explanation picture is scaled up so its shorter side is at least this many pixels
 MAX_SEGMENT_SIDE = 1024  # larger images are scaled down before segmentation (bounded CPU time per request)
