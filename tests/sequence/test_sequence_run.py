@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from cnnlab.cli.app import main
-from cnnlab.core.errors import ConfigError
 from cnnlab.data.series_files import read_ts
 from cnnlab.serve.model import load_served
 from cnnlab.tasks.base import task_for_data
@@ -61,8 +60,7 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     raw = read_ts(wave_set / "Waves_TEST.ts").x  # as read: the graph normalises each series itself
     labels = [card["classes"][i] for i in exported(raw).argmax(1).tolist()]
     assert [r["top"][0]["label"] for r in rows] == labels
-    with pytest.raises(ConfigError, match="the server takes images; a sequence model"):
-        load_served(run)  # `cnnlab serve RUN` says what to use instead
+    assert load_served(run).routes == ("predict", "explain")  # uploads: tests/sequence/test_serve_sequence.py
 
 
 def test_a_folder_of_recordings_trains_with_the_speaker_split(tone_folder: Path, tmp_path: Path, capsys) -> None:

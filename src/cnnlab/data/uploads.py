@@ -1,5 +1,5 @@
-"""Uploads, in memory only: a bounded body, the image part (or named file parts) of a multipart form, and a
-guarded decode.
+"""Uploads, in memory only: a bounded body, the image part (or named file parts) of a multipart form, a file
+with its name (series, recordings, clips, volumes: the name's suffix says how to read it), and a guarded decode.
 
 Nothing here touches the file system: the body is read into memory up to a byte limit (then refused
 with 413), multipart parts are collected by callbacks (python-multipart's parser, not Starlette's
@@ -164,6 +164,41 @@ def decode_named(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.
         return decode_image(data, max_pixels)
     except UploadRejected as exc:
         raise UploadRejected(f"{name}: {exc.what}", status=exc.status, fix=exc.fix) from None
+
+
+def named_file(body: bytes, content_type: str, name: str | None = None) -> tuple[str, bytes]:
+    r"""An uploaded file and its name: the file part of a ``multipart/form-data`` body with the file name the client
+    gave, or the raw body named by ``name`` (the ``?name=`` of ``curl --data-binary @a.wav '...?name=a.wav'``).
+    Only the base name is kept (no folders).
+
+    >>> form = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x/a.wav\"\r\n\r\nRIFF\r\n--B--\r\n"
+    >>> named_file(form, "multipart/form-data; boundary=B")
+    ('a.wav', b'RIFF')
+    >>> named_file(b"1,2,3", "text/csv", "row.csv")
+    ('row.csv', b'1,2,3')
+    >>> named_file(b"1,2,3", "text/csv")
+    Traceback (most recent call last):
+    ...
+    cnnlab.data.uploads.UploadRejected: the upload has no file name, so its format is unknown [upload]. Fix: ...
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        for disposition, data in _form_parts(body, content_type):
+            if disposition.get(b"name") == FIELD.encode() or b"filename" in disposition:
+                name = disposition.get(b"filename", b"").decode("utf-8", "replace") or name
+                body = data
+                break
+        else:
+            raise UploadRejected(f"the form has no file part (field '{FIELD}')", fix=f"send the file in '{FIELD}'")
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or base in (".", ".."):
+        raise UploadRejected(
+            "the upload has no file name, so its format is unknown",
+            fix=f"send it as multipart/form-data field '{FIELD}' with its file name, or add ?name=FILE.EXT",
+        )
+    if not body:
+        raise UploadRejected(f"{base} is empty (0 bytes)", fix="pick another file")
+    return base, body
 
 
 def _file_part(body: bytes, content_type: str) -> bytes:

@@ -4,9 +4,13 @@
 Uploads are an image as the multipart field ``file`` (what the page sends) or as the raw body with an
 ``image/*`` Content-Type (``curl --data-binary @cat.png -H 'Content-Type: image/png'``); ``/verify`` takes
 two photos as the multipart fields ``first`` and ``second`` (``curl -F first=@a.jpg -F second=@b.jpg``), each
-up to the limit. Bodies over the limit get 413, anything that is not a readable image 400, a photo where no
-face is found 422, all with ``{"detail": "..."}``; no request data is written to disk. Model work runs in
-the thread pool, so the event loop keeps answering while a request computes.
+up to the limit. A sequence model's ``/predict`` and ``/explain`` take a file (a WAV recording, a series file,
+a clip or volume ``.npy``/``.nii.gz``) as the field ``file`` with its name (``curl -F file=@seven.wav``), or as
+the raw body named by ``?name=``. Bodies over the limit get 413, anything that is not a readable image (or
+file) 400, a photo where no face is found 422, all with ``{"detail": "..."}``. No request data is written to
+disk, except a sequence model's upload, which its reader takes from a private temporary folder deleted when
+the request is answered. Model work runs in the thread pool, so the event loop keeps answering while a
+request computes.
 
 FastAPI is imported inside :func:`create_app`, so importing this module needs only the core packages.
 """
@@ -31,6 +35,7 @@ from cnnlab.data.uploads import (
     decode_named,
     form_files,
     image_bytes,
+    named_file,
     read_limited,
 )
 from cnnlab.serve.model import Face, ServedModel
@@ -131,11 +136,26 @@ def create_app(
     def model_info() -> dict[str, Any]:
         return {**served.info(), "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}}
 
+    async def uploaded_file(request: Request, name: str | None) -> tuple[str, bytes]:
+        return named_file(await body(request, max_upload_bytes), request.headers.get("content-type", ""), name)
+
     @app.post("/predict")
-    async def predict(request: Request, top_k: int = Query(default_top_k, ge=1, le=1000)) -> Any:
+    async def predict(
+        request: Request,
+        top_k: int = Query(default_top_k, ge=1, le=1000),
+        name: str | None = Query(
+            None, description="a raw-body file's name (sequence models: its suffix is its format)"
+        ),
+    ) -> Any:
         if "predict" not in served.routes:
             why = f"'{card.name}' is {a_task} model"
             return unavailable("predict", why, f"POST the image to {' or '.join('/' + r for r in served.routes)}", 404)
+        if served.sequence is not None:
+            file_name, data = await uploaded_file(request, name)
+            start = time.perf_counter()
+            answer = await run_in_threadpool(served.predict_file, file_name, data, top_k)
+            elapsed = round((time.perf_counter() - start) * 1000, 2)
+            return {"model": card.name, "runtime": served.runtime, **answer, "elapsed_ms": elapsed}
         image = await upload(request)
         start = time.perf_counter()
         probs = await run_in_threadpool(lambda: served.predict(card.preprocess(image)[None])[0])
@@ -145,7 +165,17 @@ def create_app(
         return {"model": card.name, "runtime": served.runtime, "top": top, "elapsed_ms": elapsed}
 
     @app.post("/explain")
-    async def explain(request: Request, target: str | None = Query(None, description="class name or index")) -> Any:
+    async def explain(
+        request: Request,
+        target: str | None = Query(None, description="class name or index"),
+        name: str | None = Query(
+            None, description="a raw-body file's name (sequence models: its suffix is its format)"
+        ),
+    ) -> Any:
+        if served.sequence is not None:
+            file_name, data = await uploaded_file(request, name)
+            png, index, probability = await run_in_threadpool(served.explain_file, file_name, data)
+            return Response(png, media_type="image/png", headers=_class_headers(card.classes, index, probability))
         if not served.can_explain:
             why = (
                 f"'{card.name}' is {a_task} model"
@@ -156,12 +186,7 @@ def create_app(
         image = await upload(request)
         index = None if target is None else _class_index(card.classes, target)
         png, index, probability = await run_in_threadpool(_explain_png, served, image, index)
-        headers = {
-            "X-Class-Index": str(index),
-            "X-Class-Label": quote(card.classes[index]),  # percent-encoded: headers are Latin-1
-            "X-Class-Probability": f"{probability:.6f}",
-        }
-        return Response(png, media_type="image/png", headers=headers)
+        return Response(png, media_type="image/png", headers=_class_headers(card.classes, index, probability))
 
     @app.post("/segment")
     async def segment(request: Request, view: str = Query("mask", pattern="^(mask|overlay)$")) -> Any:
@@ -232,6 +257,15 @@ def _static(response: Any, content: bytes, kind: str) -> Any:
         return response(content, media_type=kind, headers=headers)
 
     return page
+
+
+def _class_headers(classes: tuple[str, ...], index: int, probability: float) -> dict[str, str]:
+    """The class an explanation picture is about, as response headers."""
+    return {
+        "X-Class-Index": str(index),
+        "X-Class-Label": quote(classes[index]),  # percent-encoded: headers are Latin-1
+        "X-Class-Probability": f"{probability:.6f}",
+    }
 
 
 def _class_index(classes: tuple[str, ...], target: str) -> int:

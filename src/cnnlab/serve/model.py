@@ -1,5 +1,5 @@
-"""What the server runs: a classifier (onnxruntime or PyTorch), a segmentation model, a detector or an
-embedder (face verification), behind one object.
+"""What the server runs: a classifier (onnxruntime or PyTorch), a segmentation model, a detector, an
+embedder (face verification) or a sequence model (series, recordings, clips, volumes), behind one object.
 
 :func:`load_served` takes a ``cnnlab train`` checkpoint / run folder, an exported ``.onnx`` with its card,
 or a pretrained model's name (``dlib_resnet29``). A classifier checkpoint is served with onnxruntime by
@@ -75,7 +75,7 @@ class Face:
 
 class ServedModel:
     """A model ready for requests: ``predict`` (classifiers), ``explain`` (PyTorch classifiers), ``segment``,
-    ``detect``, ``face`` and ``embed`` (embedders)."""
+    ``detect``, ``face`` and ``embed`` (embedders), ``predict_file`` and ``explain_file`` (sequence models)."""
 
     def __init__(
         self,
@@ -86,6 +86,7 @@ class ServedModel:
         segmenter: Any = None,
         detector: Any = None,
         embedder: Any = None,
+        sequence: Any = None,
         routes: tuple[str, ...] | None = None,
     ) -> None:
         self.card = card
@@ -95,6 +96,7 @@ class ServedModel:
         self.segmenter = segmenter  # cnnlab.tasks.segment.SegmentationModel or None
         self.detector = detector  # cnnlab.tasks.detect.Detector or None
         self.embedder = embedder  # cnnlab.tasks.embed.Embedder or None
+        self.sequence = sequence  # cnnlab.tasks.sequence.SequenceModel or None: /predict and /explain take files
         self._lock = threading.Lock()
 
     @property
@@ -139,6 +141,16 @@ class ServedModel:
         with self._lock:
             return self.detector.detect_pixels(pixels, score_threshold)
 
+    def predict_file(self, name: str, data: bytes, top_k: int) -> dict[str, Any]:
+        """A sequence model's top classes for an uploaded file (``name``'s suffix says its format)."""
+        with self._lock:
+            return self.sequence.predict_upload(name, data, top_k)
+
+    def explain_file(self, name: str, data: bytes) -> tuple[bytes, int, float]:
+        """A sequence model's Grad-CAM picture (PNG) of an uploaded file, the class explained, its probability."""
+        with self._lock:
+            return self.sequence.explain_upload(name, data)
+
     @property
     def can_verify(self) -> bool:
         """``/verify`` and ``/embed`` need an embedder."""
@@ -181,6 +193,8 @@ class ServedModel:
         }
         if self.can_verify:
             info |= self._embedder_info(info["preprocessing"])
+        if self.sequence is not None:
+            info["files"] = {"kind": self.sequence.kind, "suffixes": list(self.sequence.accepts)}
         return info
 
     def _embedder_info(self, preprocessing: dict[str, Any]) -> dict[str, Any]:
@@ -223,14 +237,24 @@ def load_served(path: str | Path, runtime: str = "auto") -> ServedModel:
         if runtime == "torch":
             raise ConfigError("an .onnx file runs on onnxruntime", where="--runtime", fix="drop --runtime torch")
         session = onnx_session(path)  # first: a file that is no model is the problem, not its missing card
-        return ServedModel(load_card(path), session=session)
+        card = load_card(path)
+        if card.task == "sequence":
+            raise ConfigError(
+                "an exported sequence model has no file reader (audio features, series formats) in it",
+                where=str(path),
+                fix="serve the run folder it was exported from: cnnlab serve runs/sequence/<run>",
+            )
+        return ServedModel(card, session=session)
     task, predictor = load_trained(path)
     if not task.routes:
         raise ConfigError(
-            f"the server takes images; a {task.name} model takes other inputs",
+            f"the server does not answer for {task.name} models",
             where=str(path),
             fix=f"cnnlab predict {path} FILE... answers for files; cnnlab export {path} writes it for other servers",
         )
+    if task.name == "sequence":
+        card = replace(ModelCard.from_classifier(predictor), task=task.name)
+        return ServedModel(card, torch_model=predictor.model, sequence=predictor, routes=task.routes)
     if task.routes == ("verify",):
         return ServedModel(_embedder_card(predictor, task.name), embedder=predictor, routes=task.routes)
     if task.routes == ("segment",):

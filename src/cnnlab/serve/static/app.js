@@ -1,7 +1,8 @@
 // The cnnlab page: send the dropped or picked image to the API, draw the top classes as bars and
 // show the Grad-CAM overlay (classifiers), the mask overlay (segmentation models) or the boxes (detectors);
 // for an embedder, compare two photos with /verify and show the verdict, the distance against the threshold
-// and each photo's face.
+// and each photo's face; for a sequence model, send a file (a recording, a series file, a clip or a volume)
+// and show its top classes and where the model looked over time.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -76,8 +77,39 @@ function showImage(element, blob) {
   element.hidden = false;
 }
 
+async function handleFile(file) {
+  const name = file.name.toLowerCase();
+  if (!model.files.suffixes.some((suffix) => name.endsWith(suffix))) {
+    setStatus(`"${file.name}" is not a file this model reads; pick a ${model.files.suffixes.join(" / ")} file.`, true);
+    return;
+  }
+  $("overlay").hidden = true;
+  $("overlay-note").textContent = "";
+  setStatus("Working…");
+  try {
+    const result = await (await post("/predict", file)).json();
+    showBars(result.top);
+    $("results").hidden = false;
+    const count = result.samples.length;
+    const which = count > 1 ? ` for ${result.samples[0].name}, the first of ${count} samples in the file` : "";
+    setStatus(`Predicted: ${result.top[0].label}${which} (${result.elapsed_ms} ms)`);
+    const response = await post("/explain", file);
+    showImage($("overlay"), await response.blob());
+    const label = decodeURIComponent(response.headers.get("X-Class-Label") ?? "");
+    $("overlay").alt = `Class activation over time for ${label}`;
+    $("overlay-note").textContent = count > 1 ? "Each of the first samples with the map of its predicted class." : `Where the model looked for “${label}”.`;
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
 async function handle(file) {
-  if (!file || !isImage(file)) return;
+  if (!file) return;
+  if (model && model.task === "sequence") {
+    await handleFile(file);
+    return;
+  }
+  if (!isImage(file)) return;
   showImage($("preview"), file);
   $("overlay").hidden = true;
   $("overlay-note").textContent = "";
@@ -192,6 +224,18 @@ function showEmbedder() {
   setStatus("Pick two photos, then press Compare.");
 }
 
+function showSequence() {
+  const shape = model.input.shape.slice(1).join("×");
+  const kinds = { audio: "recordings", series: "series", clip: "clips", volume: "volumes" };
+  const kind = kinds[model.files.kind] ?? model.files.kind;
+  $("model-info").textContent = `${model.name}: ${kind}, ${model.classes.length} classes, input ${shape}`;
+  const suffixes = model.files.suffixes.join(" / ");
+  $("drop-text").textContent = `Drop a ${suffixes} file here, or`;
+  $("pick-label").textContent = "Pick a file…";
+  $("file").accept = model.files.suffixes.join(",");
+  $("overlay-title").textContent = "Where the model looked";
+}
+
 async function loadModel() {
   try {
     const response = await fetch("/model");
@@ -199,6 +243,10 @@ async function loadModel() {
     model = await response.json();
     if (model.task === "embed") {
       showEmbedder();
+      return;
+    }
+    if (model.task === "sequence") {
+      showSequence();
       return;
     }
     const [, c, h, w] = model.input.shape;

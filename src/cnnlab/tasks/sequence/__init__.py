@@ -2,7 +2,8 @@
 
 Files: ``config`` (SequenceRunConfig), ``sources`` (which data it is, the test split), ``defaults`` (model,
 epochs, normalisation and augmentation chosen from the data), ``pipeline`` (the run), ``predictor`` (a checkpoint
-with its front-end), ``evaluate`` (scores, confusion, Grad-CAM over time), ``figures``.
+with its front-end), ``evaluate`` (scores, confusion, Grad-CAM over time), ``figures``, ``uploads`` (what the
+server answers for a file).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ TASK = Task(
     predict=_predict,
     evaluate=evaluate_run,
     exportable=True,
+    routes=("predict", "explain"),  # for an uploaded file (uploads)
     options={"split": "sequence.split"},
     claims=claims,
 )

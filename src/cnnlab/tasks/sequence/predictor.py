@@ -2,7 +2,8 @@
 (how files are read, the audio features, the normalisation), so any file goes in and class scores come out.
 
 ``cnnlab predict RUN FILE...`` takes WAV files (audio runs), series files (``.ts``/``.txt``/``.tsv``/``.csv``/
-``.npz``: one prediction per row), clips (``.npy`` or a frame folder) and volumes (``.nii.gz``/``.npy``).
+``.npz``: one prediction per row), clips (``.npy`` or a frame folder) and volumes (``.nii.gz``/``.npy``);
+``cnnlab serve RUN`` takes the same files as uploads (:meth:`SequenceModel.read_upload`).
 
 >>> import tempfile, torch
 >>> from cnnlab.core.rundir import save_checkpoint
@@ -18,6 +19,8 @@ torch.Size([3, 2])
 
 from __future__ import annotations
 
+import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.core.errors import CnnlabError, ConfigError, DataError
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.audio import AudioSpec
 from cnnlab.data.clips import read_clip
 from cnnlab.data.series_files import load_series_arrays, load_series_csv, read_ts, read_ucr_text
 from cnnlab.data.signals import SignalSet
-from cnnlab.data.volumes import read_volume
+from cnnlab.data.volumes import VOLUME_SUFFIXES, read_volume
 from cnnlab.models import create_model
 from cnnlab.tasks.base import checkpoint_of
 from cnnlab.tasks.sequence.defaults import normalise
@@ -124,6 +127,56 @@ class SequenceModel:
             names += labels
         return torch.cat(samples), names
 
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """The file suffixes an upload may have: what this model's kind of data is read from."""
+        return {"audio": (".wav",), "clip": (".npy",), "volume": VOLUME_SUFFIXES}.get(self.kind, SERIES_FILES)
+
+    def read_upload(self, name: str, data: bytes) -> tuple[torch.Tensor, list[str]]:
+        """Raw samples of an uploaded file and one name per sample, read as :meth:`read` reads files; ``name``'s
+        suffix says the format. The bytes go to a private temporary folder for the reader and are deleted
+        with it; an error names the upload, not that folder.
+
+        >>> import tempfile
+        >>> from cnnlab.core.rundir import save_checkpoint
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> save_checkpoint(folder / "best.pt", {"model": create_model("fcn", num_classes=2, in_chans=1).state_dict(),
+        ...     "task": "sequence", "kind": "series", "classes": ["a", "b"], "input_size": [1, 4], "model_name": "fcn",
+        ...     "model_options": {}, "normalise": {"mode": "sample"}})
+        >>> x, names = SequenceModel.load(folder / "best.pt").read_upload("two.csv", b"a,1,2,3,4\\nb,4,3,2,1\\n")
+        >>> x.shape, names
+        (torch.Size([2, 1, 4]), ['two:1', 'two:2'])
+        """
+        if not name.lower().endswith(self.accepts):
+            raise DataError(
+                f"this {self.kind} model does not read {Path(name).suffix or 'files without a suffix'}",
+                where=name,
+                fix=f"send a {' / '.join(self.accepts)} file",
+            )
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        with tempfile.TemporaryDirectory(prefix="cnnlab-upload-") as folder:
+            path = Path(folder) / safe
+            path.write_bytes(data)
+            try:
+                x, names = self._read_one(path)
+            except CnnlabError as exc:  # the reader names the temporary file: name the upload instead
+                what = exc.what.replace(str(path), name)
+                raise DataError(what, where=name, fix=exc.fix) from None
+        stem, safe_stem = Path(name).stem, path.stem  # a series file names its rows <stem>:<row>
+        return x, [name if n == str(path) else n.replace(f"{safe_stem}:", f"{stem}:", 1) for n in names]
+
+    def predict_upload(self, name: str, data: bytes, top_k: int) -> dict[str, Any]:
+        """The server's ``/predict`` for an uploaded file (:func:`cnnlab.tasks.sequence.uploads.predict_upload`)."""
+        from cnnlab.tasks.sequence.uploads import predict_upload
+
+        return predict_upload(self, name, data, top_k)
+
+    def explain_upload(self, name: str, data: bytes) -> tuple[bytes, int, float]:
+        """The server's ``/explain`` for an uploaded file (:func:`cnnlab.tasks.sequence.uploads.explain_upload`)."""
+        from cnnlab.tasks.sequence.uploads import explain_upload
+
+        return explain_upload(self, name, data)
+
     def _read_one(self, path: Path) -> tuple[torch.Tensor, list[str]]:
         if not path.exists():
             raise DataError("no such file", where=str(path), fix="check the path")
@@ -206,12 +259,23 @@ def predict_files(checkpoint: Path, paths: Sequence[Path], top_k: int = 5) -> li
     model = SequenceModel.load(checkpoint)
     x, names = model.read(paths)
     probs = model.predict_proba(x)
-    k = min(top_k, probs.shape[1])
-    rows = []
-    for name, (values, indices) in zip(names, zip(*probs.topk(k, dim=1), strict=True), strict=True):
-        top = [
-            {"index": int(i), "label": model.classes[int(i)], "probability": round(float(v), 6)}
-            for v, i in zip(values, indices, strict=True)
+    return [
+        {"image": name, "top": top, "assumed": False}
+        for name, top in zip(names, top_classes(probs, model.classes, top_k), strict=True)
+    ]
+
+
+def top_classes(probs: torch.Tensor, classes: Sequence[str], top_k: int) -> list[list[dict[str, Any]]]:
+    """Each row's ``top_k`` classes, most probable first: ``{"index", "label", "probability"}``.
+
+    >>> top_classes(torch.tensor([[0.25, 0.75]]), ["a", "b"], 1)
+    [[{'index': 1, 'label': 'b', 'probability': 0.75}]]
+    """
+    values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    return [
+        [
+            {"index": int(i), "label": classes[int(i)], "probability": round(float(v), 6)}
+            for v, i in zip(vs, ix, strict=True)
         ]
-        rows.append({"image": name, "top": top, "assumed": False})
-    return rows
+        for vs, ix in zip(values, indices, strict=True)
+    ]
