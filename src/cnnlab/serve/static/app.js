@@ -234,6 +234,7 @@ function showSequence() {
   $("pick-label").textContent = "Pick a file…";
   $("file").accept = model.files.suffixes.join(",");
   $("overlay-title").textContent = "Where the model looked";
+  $("results").classList.add("wide"); // the map over time is a wide picture
 }
 
 async function loadModel() {
