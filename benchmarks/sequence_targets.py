@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-sequence.json"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ucr", nargs="+", default=list(UCR), help="UCR sets to train on (default: all three)")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out: ucr fsdd clips speed")
     args = parser.parse_args()

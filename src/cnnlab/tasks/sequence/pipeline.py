@@ -63,7 +63,8 @@ def plan_run(config: SequenceRunConfig, splits: Splits) -> Plan:
         model=replace(config.model, name=name),
         train=replace(config.train, epochs=epochs, batch_size=batch),
     )
-    chosen = [*splits.chosen, model_why, f"{batch_why}; {epochs_why}", norm_why, aug_why]
+    lr_why = f"AdamW, one-cycle learning rate peaking at {config.train.lr:g} (--lr sets it)"
+    chosen = [*splits.chosen, model_why, f"{batch_why}; {epochs_why}", lr_why, norm_why, aug_why]
     return Plan(resolved, kind, options, mode, chosen)
 
 
