@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,6 +62,25 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     labels = [card["classes"][i] for i in exported(raw).argmax(1).tolist()]
     assert [r["top"][0]["label"] for r in rows] == labels
     assert load_served(run).routes == ("predict", "explain")  # uploads: tests/sequence/test_serve_sequence.py
+
+
+def test_keras_style_arrays_and_a_series_csv_train_without_task(tmp_path: Path, capsys) -> None:
+    """A newcomer's own series: an .npz of (N, T) floats with string labels, and a CSV of rows (a header, the
+    label first). Both were read as images before (a range error; 'cannot read image' per row)."""
+    rng = np.random.default_rng(0)
+    labels = np.array(["up", "down"] * 15)
+    x = rng.normal(0, 0.3, (30, 40)) + np.where(labels == "up", 1, -1)[:, None] * np.linspace(0, 2, 40)
+    np.savez(tmp_path / "trend.npz", x=x.astype(np.float32), y=labels)
+    rows = ["label," + ",".join(f"t{i}" for i in range(40))]
+    rows += [f"{label}," + ",".join(f"{v:.4f}" for v in row) for label, row in zip(labels, x, strict=True)]
+    (tmp_path / "trend.csv").write_text("\n".join(rows) + "\n")
+    for name in ("trend.npz", "trend.csv"):
+        runs = tmp_path / name.replace(".", "-")
+        assert cli("train", "--data", str(tmp_path / name), "--runs-dir", str(runs), "--epochs", "2") == 0
+        results = json.loads((only_run(runs) / "results.json").read_text())
+        assert results["test_samples"] == 6, results  # 20% of each class
+    out = " ".join(capsys.readouterr().out.split())
+    assert "arrays: 30 series of 1 channel x 40 steps" in out and "CSV: 30 series of 1 channel x 40 steps" in out
 
 
 def test_a_folder_of_recordings_trains_with_the_speaker_split(tone_folder: Path, tmp_path: Path, capsys) -> None:

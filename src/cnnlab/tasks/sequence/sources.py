@@ -3,8 +3,9 @@
 :func:`source_kind` recognises a source without reading it (the CLI uses it to pick this task when ``--task`` is
 not given): a UCR/UEA set (a folder or a bare name under ``--data-dir`` holding ``<NAME>_TRAIN`` and ``<NAME>_TEST``
 files), a ``.ts`` file, a folder of WAV files, a folder of clips (class folders of ``.npy`` clips or frame
-folders), a folder of volumes (class folders of NIfTI scans); :func:`claims` leaves frame folders to ``--task``.
-With ``--task sequence`` also ``.npz``/``.npy`` arrays ``(N, T[, C])`` and ``.csv`` rows (Keras' layout).
+folders), a folder of volumes (class folders of NIfTI scans); :func:`claims` leaves frame folders to ``--task``
+and takes a ``.csv`` of number rows or a ``.npz`` of ``(N, T[, C])`` arrays (:mod:`cnnlab.data.series_sniff`).
+With ``--task sequence`` also any ``.npz``/``.npy`` arrays ``(N, T[, C])`` and ``.csv`` rows (Keras' layout).
 :func:`load_splits` reads the source and makes the test split the data calls for (its own ``_TEST`` files, FSDD's
 recordings 0-4, unseen speakers, or a share of each class), each said in the log.
 
@@ -26,6 +27,7 @@ from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.audio import AudioSpec, is_audio_source, load_audio_folder
 from cnnlab.data.clips import is_clip_source, load_clip_folder
 from cnnlab.data.series_files import is_ucr_source, load_series_arrays, load_series_csv, load_ucr, read_ts
+from cnnlab.data.series_sniff import csv_holds_series, npz_holds_series
 from cnnlab.data.signals import SignalSet
 from cnnlab.data.volumes import NIFTI_SUFFIXES, is_volume_source, load_volume_folder
 from cnnlab.tasks.sequence.config import SequenceRunConfig
@@ -73,10 +75,14 @@ def is_tissue_folder(path: Path) -> bool:
 def claims(source: str | None, data_dir: str | None = None) -> bool:
     """Whether ``--data source`` is unmistakably sequence data (so ``cnnlab train`` trains this task without
     ``--task``). Clips count only as ``.npy`` files: class folders of frame folders look like an image set's
-    split folders (``train/<class>/<image>``), so those need ``--task sequence``."""
+    split folders (``train/<class>/<image>``), so those need ``--task sequence``; a ``.csv`` or ``.npz`` counts
+    when its first rows or its array shapes are series, not images."""
     kind = source_kind(source, data_dir)
     if kind == "clip":
         return is_clip_source(source or "", frame_folders=False)
+    if kind is None and source and Path(source).is_file():
+        suffix = Path(source).suffix.lower()
+        return (suffix == ".csv" and csv_holds_series(source)) or (suffix == ".npz" and npz_holds_series(source))
     return kind is not None
 
 
