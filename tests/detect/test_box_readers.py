@@ -260,6 +260,18 @@ def test_read_boxes_lists_the_layouts_it_knows(tmp_path: Path) -> None:
         read_boxes(_coco_file(tmp_path), split="val")
 
 
+@pytest.mark.parametrize("labels", ["labels", "annotations", "Annotations"])
+def test_images_beside_a_folder_of_voc_xml_read_as_voc(tmp_path: Path, labels: str) -> None:
+    """What annotation tools export: images/ and labels/ (or annotations/) of .xml, not YOLO .txt."""
+    _image(tmp_path / "images" / "a.png", 60, 30)
+    _image(tmp_path / "images" / "b.png", 50, 40)
+    (tmp_path / labels).mkdir()
+    (tmp_path / labels / "a.xml").write_text(_voc_xml([("cell", (5, 6, 20, 25), 0), ("dot", (30, 2, 40, 12), 0)]))
+    data = read_boxes(tmp_path)
+    assert data.class_names == ["cell", "dot"] and [len(r.boxes) for r in data.records] == [2, 0]
+    assert data.records[0].boxes.tolist() == [[5, 6, 20, 25], [30, 2, 40, 12]]
+
+
 def _mixed_dataset(tmp_path: Path) -> BoxDataset:
     """Three images of different sizes: fractional corners, a difficult box, two classes, a background image."""
     records = [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from cnnlab.cli.app import main
 from cnnlab.data.loader import TensorLoader
@@ -92,13 +93,20 @@ def test_cli_trains_evaluates_and_predicts_every_layout(digits, kind, tmp_path):
     assert (tmp_path / "pred" / f"{image.stem}_boxes.jpg").stat().st_size > 500
 
 
-def test_bad_dataset_and_classifier_model_stop_before_a_run_folder(tmp_path, digits):
+def test_bad_dataset_and_classifier_model_stop_before_a_run_folder(tmp_path, digits, capsys):
     runs = tmp_path / "runs"
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "--task", "detect", "--data", str(empty), "--runs-dir", str(runs)]) == 2
     args = ["train", "--task", "detect", "--data", str(digits["yolo"]), "--model", "resnet18"]
     assert main([*args, "--runs-dir", str(runs)]) == 2
+    unlabelled = tmp_path / "unlabelled"  # images/ and an empty labels/: no boxes anywhere
+    for name in ("a.png", "b.png"):
+        (unlabelled / "images").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32)).save(unlabelled / "images" / name)
+    (unlabelled / "labels").mkdir()
+    assert main(["train", "--task", "detect", "--data", str(unlabelled), "--runs-dir", str(runs)]) == 2
+    assert "none of the 2 training images has a box" in " ".join(capsys.readouterr().err.split())
     assert not runs.exists()
 
 

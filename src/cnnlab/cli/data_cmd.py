@@ -22,6 +22,7 @@ def inspect(
     import warnings
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from cnnlab.data.cache import DataWarning
@@ -50,7 +51,7 @@ def inspect(
         note = f" (on images resized to {summary.resized_to}x{summary.resized_to})" if summary.resized_to else ""
         console.print(f"  mean {summary.mean}  std {summary.std}  (pixels scaled to [0, 1]){note}")
         for problem in summary.problems:
-            console.print(f"  [yellow]skipped[/yellow] {problem.path}: {problem.message}")
+            console.print(f"  [yellow]skipped[/yellow] {escape(str(problem.path))}: {escape(problem.message)}")
     if masks is not None:
         from cnnlab.data.inspect import mask_encodings
 

@@ -57,8 +57,12 @@ LAYOUTS = (
     "a COCO .json file (images, annotations with xywh bbox, categories)",
     "a Pascal-VOC folder with Annotations/*.xml and JPEGImages/ (optional ImageSets/Main/<split>.txt)",
     "a flat folder of images with their VOC .xml files side by side",
+    "a folder with images/ and an annotations/ or labels/ folder of VOC .xml files",
 )
 """The dataset layouts :func:`read_boxes` recognises (listed in its error when none matches)."""
+
+XML_LABEL_FOLDERS = ("annotations", "Annotations", "labels")
+"""Folders beside ``images/`` that may hold VOC ``.xml`` files, one per image."""
 
 SMALL_OVERHANG_PX, SMALL_OVERHANG_FRACTION = 3.0, 0.02
 """A box reaching past the image by at most max(3 px, 2% of the longer side) is an annotation tool's slip:
@@ -443,9 +447,10 @@ def _parse_voc(path: Path) -> _VocFile:
 
 
 def _voc_folders(root: Path) -> tuple[Path, Path, Path]:
-    """``(annotations, images, root)`` of a VOC dataset: root/Annotations + root/JPEGImages, a flat folder, or
-    a folder holding exactly one such dataset folder (e.g. ``bccd/`` around ``BCCD/``)."""
-    if (root / "Annotations").is_dir():
+    """``(annotations, images, root)`` of a VOC dataset: root/Annotations + root/JPEGImages (or images/), a flat
+    folder, root/images + root/annotations or root/labels of XML files, or a folder holding exactly one such
+    dataset folder (e.g. ``bccd/`` around ``BCCD/``)."""
+    if (root / "Annotations").is_dir() and not (root / "images").is_dir():
         images = root / "JPEGImages"
         if not images.is_dir():
             raise DataError(
@@ -454,6 +459,9 @@ def _voc_folders(root: Path) -> tuple[Path, Path, Path]:
         return root / "Annotations", images, root
     if root.is_dir() and any(root.glob("*.xml")):
         return root, root, root
+    xml_folder = _xml_label_folder(root)
+    if xml_folder is not None:
+        return xml_folder, root / "images", root
     inner = [p for p in root.glob("*/Annotations") if p.is_dir()] if root.is_dir() else []
     if len(inner) == 1:
         return _voc_folders(inner[0].parent)
@@ -462,6 +470,18 @@ def _voc_folders(root: Path) -> tuple[Path, Path, Path]:
         where=str(root),
         fix="pass the folder holding Annotations/ and JPEGImages/ (or images with their .xml side by side)",
     )
+
+
+def _xml_label_folder(root: Path) -> Path | None:
+    """``root/annotations`` or ``root/labels`` when it holds VOC ``.xml`` files (and no YOLO ``.txt`` labels)
+    beside ``root/images``: a layout annotation tools export."""
+    if not (root / "images").is_dir():
+        return None
+    for name in XML_LABEL_FOLDERS:
+        folder = root / name
+        if folder.is_dir() and any(folder.glob("*.xml")) and not any(folder.glob("*.txt")):
+            return folder
+    return None
 
 
 def _split_ids(root: Path, split: str) -> tuple[Path, list[str]]:
@@ -896,6 +916,8 @@ def read_boxes(path: str | Path, split: str | None = None, strict: bool = False)
             )
         return read_coco(path, strict=strict)
     if path.is_dir():
+        if _xml_label_folder(path) is not None:
+            return read_voc(path, split, strict=strict)
         if (path / "labels").is_dir() or any((path / n).is_file() for n in ("data.yaml", "dataset.yaml")):
             return read_yolo(path, split or "train", strict)
         if (path / "Annotations").is_dir() or any(path.glob("*.xml")) or any(path.glob("*/Annotations")):

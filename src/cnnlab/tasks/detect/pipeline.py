@@ -101,6 +101,13 @@ def load_data(config: DetectRunConfig) -> tuple[BoxDataset, BoxDataset | None, s
     train = read_boxes(source, split=train_split, strict=config.data.strict)
     if len(train) < 2:
         raise DataError(f"found {len(train)} usable images with boxes", where=source, fix="add more images")
+    if not train.class_names or not any(len(record.boxes) for record in train.records):
+        raise DataError(
+            f"none of the {len(train)} training images has a box",
+            where=source,
+            fix="label them: YOLO labels/<image>.txt with 'class cx cy w h' lines, VOC .xml beside the images or in "
+            "annotations/, or a COCO .json",
+        )
     if val_split is not None:
         held = read_boxes(source, split=val_split, strict=config.data.strict)
         return train, held, f"the dataset's '{train_split}' and '{val_split}' splits"

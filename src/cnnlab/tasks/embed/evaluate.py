@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import atomic_write_text
@@ -215,7 +216,7 @@ def _print(
         )
     for key, value in identification.items():
         if "skipped" in value:
-            console.print(f"  {key.replace('_', ' ')}: skipped ({value['skipped']})")
+            console.print(f"  {key.replace('_', ' ')}: skipped ({escape(value['skipped'])})")
         elif "top1" in value:
             console.print(
                 f"  identification of training people ({value['probes']} held-out images, gallery "

@@ -331,7 +331,8 @@ def one_shot_accuracy(
     people = len(torch.unique(labels)) - skipped
     if people < 2:
         raise DataError(
-            f"one-shot identification needs at least 2 people with more than {shots} images, got {people}",
+            f"{'one-shot' if shots == 1 else f'{shots}-shot'} identification needs at least 2 people with more than "
+            f"{shots} image{'s' if shots > 1 else ''} each, got {people}",
             where="labels",
             fix=f"add people with at least {shots + 1} images each, or lower shots",
         )
