@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.core.errors import DataError
+from cnnlab.data.cache import DataWarning
 from cnnlab.data.datasets import load_segmentation
 from cnnlab.tasks.config import DataConfig
 from cnnlab.tasks.segment.config import SegmentConfig, SegmentRunConfig
@@ -67,3 +68,28 @@ def test_data_inspect_reports_mask_encoding_balance_and_size_mismatch(tmp_path, 
     assert "mask values: 0/1 (2 files)" in out
     assert "87.5%" in out and "12.5%" in out  # class balance of the pair that loaded: 56 vs 8 pixels
     assert "skipped" in out and "image is 8x8 but its mask is 8x6" in out
+
+
+def test_binary_jpeg_masks_are_thresholded_once_and_a_grey_jpeg_is_still_refused(tmp_path):
+    """JPEG masks (common in downloaded sets) hold 0/255 blurred by compression: read at 128, said once."""
+    rng = np.random.default_rng(0)
+    truth = [np.zeros((40, 48), np.uint8) for _ in range(3)]
+    for mask in truth:
+        y, x = rng.integers(5, 30, 2)
+        mask[y : y + 10, x : x + 12] = 1
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i, mask in enumerate(truth):
+        Image.fromarray(np.full(mask.shape, 100, np.uint8)).save(images / f"{i}.png")
+        Image.fromarray(mask * 255).save(masks / f"{i}.jpg", quality=75)
+    assert len(np.unique(np.asarray(Image.open(masks / "0.jpg")))) > 2  # the blur this is about
+    with pytest.warns(DataWarning, match="3 JPEG mask") as caught:
+        data = load_segmentation(images, masks)
+    assert len(caught) == 1
+    agreement = (data.targets.numpy() == np.stack(truth)).mean()
+    assert agreement > 0.995, agreement
+    grey = np.full((40, 48), 128, np.uint8)  # a real third value, not compression
+    Image.fromarray(grey).save(masks / "0.jpg", quality=95)
+    with pytest.raises(DataError, match="unexpected values"):
+        load_segmentation(images, masks)

@@ -96,6 +96,27 @@ def test_cli_trains_a_binary_segmenter_then_predict_writes_masks_and_overlays(tm
     assert "odd_mask.png" in capsys.readouterr().out
 
 
+def test_images_of_different_sizes_get_a_size_chosen_and_said(tmp_path, capsys):
+    """A newcomer's folder: photos of several sizes (it stopped with 'pass size=(height, width)')."""
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for i, (w, h) in enumerate([(40, 30), (52, 36), (36, 44), (48, 48)]):
+        mask = np.zeros((h, w), np.uint8)
+        y, x = rng.integers(2, 12, 2)
+        mask[y : y + 12, x : x + 12] = 255
+        Image.fromarray(np.where(mask > 0, 200, 40).astype(np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    config = tmp_path / "run.yaml"
+    config.write_text("task: segment\nsegment:\n  depth: 2\n  base_width: 4\n")
+    args = ["train", "--data", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--epochs", "1"]
+    assert main([*args, "--config", str(config), "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "image size 32x32: the images range from 30 to 52 px (--img-size sets it)" in out
+    run = tmp_path / "runs" / "segment" / "unet-1"
+    assert "image size 32x32" in (run / "log.txt").read_text()
+
+
 def test_a_checkpoint_names_its_task(tmp_path):
     from cnnlab.tasks import task_of
 

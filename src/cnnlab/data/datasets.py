@@ -43,6 +43,7 @@ from cnnlab.data.images import (
     check_image_size,
     image_info,
     is_image_file,
+    is_jpeg,
     read_image,
     read_mask,
 )
@@ -738,7 +739,17 @@ def load_segmentation(
             fix="name each mask like its image (same file stem) and save masks as grayscale PNG class indices",
         )
     if len({m.shape for m in masks}) > 1:
-        raise DataError("image/mask pairs differ in size", where=str(image_dir), fix="pass size=(height, width)")
+        raise DataError(
+            "image/mask pairs differ in size", where=str(image_dir), fix="pass size=(height, width) (--img-size)"
+        )
+    jpeg = sum(is_jpeg(mask) for _, mask in pairs)
+    if num_classes == 2 and jpeg:
+        warnings.warn(
+            f"{jpeg} JPEG mask(s) read as background below 128 and object from 128 (JPEG blurs 0 and 255; PNG "
+            "masks keep them exact)",
+            DataWarning,
+            stacklevel=2,
+        )
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(np.stack(masks))
     names = (

@@ -238,7 +238,9 @@ def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXE
     Masks are grayscale or palette images (palette masks keep their indices); an RGB(A) mask whose
     three channels are equal everywhere (grey saved as RGB by many tools) is read as grayscale, a
     coloured one is an error. For two classes, ``{0, 255}`` is read as ``{0, 1}``; any other value is
-    an error naming the file and the values found. For more classes every value must be below ``num_classes``.
+    an error naming the file and the values found, except in a JPEG mask whose pixels nearly all lie within
+    :data:`JPEG_MASK_SLACK` of 0 or 255 (compression blurs the two values): it is thresholded at 128 (a
+    dataset loader says so once). For more classes every value must be below ``num_classes``.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "m.png"
@@ -259,6 +261,8 @@ def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXE
         values = np.asarray(image.convert("L") if image.mode == "1" else image)
         if values.ndim == 3:  # RGB(A): accepted only as grey stored in three equal channels
             rgb = values[..., :3]
+            if is_jpeg(path) and np.ptp(rgb.astype(np.int16), axis=-1).max() <= JPEG_MASK_SLACK:
+                rgb = np.repeat(rgb.mean(-1, keepdims=True).round().astype(np.uint8), 3, axis=-1)
             if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
                 raise DataError(
                     f"colour mask ({image.mode} with differing channels): class indices cannot be read from colours",
@@ -273,7 +277,27 @@ def read_mask(path: str | Path, num_classes: int = 2, max_pixels: int = MAX_PIXE
         raise DataError(f"corrupt or truncated mask ({exc})", where=str(path), fix="re-export or delete it") from None
     finally:
         source.close()
+    if num_classes == 2 and is_jpeg(path):
+        values = _threshold_binary_jpeg(values)
     return mask_to_classes(values, num_classes, where=str(path))
+
+
+JPEG_MASK_SLACK = 32
+"""How far from 0 or 255 a binary JPEG mask's pixels may lie (JPEG's ringing at the edges stays within it)."""
+
+
+def is_jpeg(path: Path) -> bool:
+    """Whether ``path`` is named as a JPEG file."""
+    return path.suffix.lower() in (".jpg", ".jpeg")
+
+
+def _threshold_binary_jpeg(values: np.ndarray) -> np.ndarray:
+    """``values`` at 0 / 255 split at 128 when at least 98% lie within :data:`JPEG_MASK_SLACK` of the two,
+    else unchanged (so :func:`mask_to_classes` names the values)."""
+    near = (values <= JPEG_MASK_SLACK) | (values >= 255 - JPEG_MASK_SLACK)
+    if near.mean() < 0.98:
+        return values
+    return np.where(values >= 128, 255, 0).astype(np.uint8)
 
 
 def mask_to_classes(values: np.ndarray, num_classes: int = 2, where: str = "mask") -> np.ndarray:

@@ -24,12 +24,10 @@ needs augmentation and more passes; large data is well served by the round-1 num
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from cnnlab.core.config import replace
-from cnnlab.core.errors import DataError
-from cnnlab.data.images import image_info, is_image_file
+from cnnlab.data.image_sizes import choose_image_size, folder_image_sizes, size_note
 from cnnlab.data.named import resolve_source
 from cnnlab.tasks.classify.config import RunConfig
 
@@ -55,16 +53,6 @@ def choose_batch_size(train_images: int) -> int:
     return max(8, min(MAX_BATCH, 2 ** int(math.log2(max(train_images // 16, 1)))))
 
 
-def choose_image_size(sides: list[int]) -> int:
-    """One side for images whose shorter sides are ``sides``: their median, rounded to a multiple of 8, in 16 .. 224.
-
-    >>> choose_image_size([40, 80, 120, 64, 100]), choose_image_size([3000, 4000]), choose_image_size([9, 12])
-    (80, 224, 16)
-    """
-    median = sorted(sides)[len(sides) // 2]
-    return max(16, min(224, round(median / 8) * 8))
-
-
 def image_size_from_files(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """``config`` with ``data.img_size`` chosen when a folder's images differ in size and none was given."""
     if config.data.img_size is not None:
@@ -72,15 +60,11 @@ def image_size_from_files(config: RunConfig) -> tuple[RunConfig, list[str]]:
     path, _ = resolve_source(config.data.source, config.data.data_dir)
     if not path.is_dir():
         return config, []
-    sizes = []
-    for file in (f for f in path.rglob("*") if is_image_file(f)):
-        with contextlib.suppress(DataError):  # unreadable files are reported when the images are decoded
-            sizes.append(image_info(file)[0])
+    sizes = folder_image_sizes(path)
     if len(set(sizes)) <= 1:
         return config, []
     side = choose_image_size([min(size) for size in sizes])
-    shortest, longest = min(min(s) for s in sizes), max(max(s) for s in sizes)
-    note = f"image size {side}x{side}: the images range from {shortest} to {longest} px (--img-size sets it)"
+    note = size_note(side, sizes)
     return replace(config, data=replace(config.data, img_size=side)), [note]
 
 

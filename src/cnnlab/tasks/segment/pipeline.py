@@ -13,12 +13,13 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from cnnlab.core.config import save_yaml, to_dict
+from cnnlab.core.config import replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.augment import Compose, Normalize, RandomCrop
 from cnnlab.data.datasets import Dataset, load_segmentation
 from cnnlab.data.elastic import ElasticDeform
+from cnnlab.data.image_sizes import choose_image_size, folder_image_sizes, size_note
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.presets import PRESETS
 from cnnlab.tasks.base import resume_from, timed_fit
@@ -80,11 +81,33 @@ def run_segmentation(
     ``plots/heldout.png`` (image | truth | prediction | errors).
     """
     console = console or Console()
+    config, sized = size_from_images(config)
     train, held = load_pairs(config)  # bad data stops here, before a run folder exists
     crop = patch_size(config.segment.crop, *train.images.shape[-2:])
     run = RunDir.open(resume) if resume is not None else RunDir.create(runs_dir, "segment", name_of(config))
+    for line in sized:
+        console.print(line)
+        run.log(line)
     with run.lock():  # a second `--resume` of this run is refused while it trains
         return _train(config, run, resume is not None, train, held, crop, console)
+
+
+LARGEST_SIDE = 512
+"""The largest side :func:`size_from_images` chooses (patches, not whole images, are what trains)."""
+
+
+def size_from_images(config: SegmentRunConfig) -> tuple[SegmentRunConfig, list[str]]:
+    """``config`` with ``data.img_size`` chosen when the images differ in size and none was given (their median
+    shorter side, a multiple of 8 within 16 .. :data:`LARGEST_SIDE`; images and masks are resized to it), and
+    the log line that says so."""
+    folder = Path(config.data.source or "")
+    if config.data.img_size is not None or not config.data.source or not folder.is_dir():
+        return config, []
+    sizes = folder_image_sizes(folder)
+    if len(set(sizes)) <= 1:
+        return config, []
+    side = choose_image_size([min(size) for size in sizes], largest=LARGEST_SIDE)
+    return replace(config, data=replace(config.data, img_size=side)), [size_note(side, sizes)]
 
 
 def name_of(config: SegmentRunConfig) -> str:
