@@ -177,7 +177,7 @@ def test_channels_first_shapes_are_refused_with_the_keras_order(shape) -> None:
         (lambda: layers.Conv2D(8, 3, dtype="float16"), "dtype is not supported.*float32"),
         (lambda: layers.Conv2D(8, 3, data_format="channels_first"), "channels-last layout only"),
         (lambda: layers.Dropout(0.5, noise_shape=(1, 1, 8)), "noise_shape.*SpatialDropout2D"),
-        (lambda: layers.BatchNormalization(axis=1), "axis=-1"),
+        (lambda: layers.BatchNormalization(axis=0), "0 is the batch axis.*axis=-1"),
         (lambda: layers.Conv2D(8, 3, kernel_size_typo=3), "no argument 'kernel_size_typo'"),
         (lambda: layers.Dense(10, activaton="relu"), "did you mean 'activation'"),
         (lambda: layers.Input(shape=(None, None, 3)), "variable sizes"),

@@ -47,8 +47,9 @@ import torch.nn.functional as F
 import cnnlab.layers as cl
 from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.core.registry import Registry
+from cnnlab.keras import initializers
 from cnnlab.keras import preprocessing_layers as pl
-from cnnlab.layers.base import Shape
+from cnnlab.layers.base import INITIALIZERS, Shape
 
 #: Every Keras layer class by name: saved models are rebuilt through it.
 KERAS_LAYERS: Registry[type[KerasLayer]] = Registry("Keras layer")
@@ -86,6 +87,22 @@ _UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
     "sparse": ((None, False), "dense arrays"),
     "tensor": ((None,), "call layers on Input(shape=...)"),
 }
+KERNEL_INITIALIZER_ARGS = ("kernel_initializer", "depthwise_initializer")
+
+
+def _kernel_initializer(config: dict[str, Any]) -> Any:
+    """The kernel initializer of a Keras ``config`` when cnnlab's layer cannot take it by name (an object such
+    as ``glorot_uniform(seed=0)``, a function, or a name beyond cnnlab's): set on the kernel after the layer
+    builds, and kept in ``config`` in Keras' saved form. ``None`` when the cnnlab layer takes it as it is."""
+    keys = [k for k in KERNEL_INITIALIZER_ARGS if k in config]
+    if not keys or (isinstance(config[keys[0]], str) and config[keys[0]] in INITIALIZERS):
+        return None
+    init = initializers.get(config[keys[0]])
+    if isinstance(init, initializers.Initializer):
+        config[keys[0]] = initializers.serialize(init)
+    return init
+
+
 # Handled for every layer: the name, the freeze flag, the input shape and the layout.
 _COMMON = ("name", "trainable", "input_shape", "batch_input_shape", "input_dim", "data_format")
 
@@ -143,6 +160,7 @@ class KerasLayer:
 
     keras_args: ClassVar[tuple[str, ...]] = ()
     _trainable: bool = True
+    _kernel_init: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -160,7 +178,10 @@ class KerasLayer:
         trainable = config.get("trainable", True)
         if not isinstance(trainable, bool):
             raise ConfigError(f"{cls.__name__}: trainable must be True or False. Received: {trainable!r}")
-        super().__init__(**cls._cnnlab_arguments(dict(config)))
+        kernel_init = _kernel_initializer(config)
+        arguments = {k: v for k, v in config.items() if kernel_init is None or k not in KERNEL_INITIALIZER_ARGS}
+        object.__setattr__(self, "_kernel_init", kernel_init)  # before the layer may build in its __init__
+        super().__init__(**cls._cnnlab_arguments(arguments))
         self.keras_config = config
         self.trainable = trainable
 
@@ -223,6 +244,15 @@ class KerasLayer:
     def create(self, input_shape: Any) -> None:
         super().create(input_shape)
         self._apply_trainable()
+
+    def build(self, input_shape: Any) -> Any:
+        first = not self.built
+        out = super().build(input_shape)
+        if first and self.built and self._kernel_init is not None:  # kernels (2+ axes) in Keras' layout
+            with torch.no_grad():
+                for weight in (w for w in self._keras_weights() if w.dim() >= 2):
+                    weight.copy_(_initial_values(tuple(weight.shape), self._kernel_init))
+        return out
 
     # ----- weights in Keras' layouts --------------------------------------------------------------
     def _keras_weights(self) -> list[torch.Tensor]:
@@ -451,12 +481,23 @@ class BatchNormalization(KerasLayer, cl.BatchNormalization):
     @classmethod
     def _translate(cls, config: dict[str, Any]) -> dict[str, Any]:
         axis = config.pop("axis", -1)
-        if axis != -1:
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
             raise ConfigError(
-                f"BatchNormalization normalises the channel axis only. Received: axis={axis!r}",
+                f"BatchNormalization: axis must be a non-zero int (0 is the batch axis). Received: axis={axis!r}",
                 fix="use axis=-1 (the C of (H, W, C))",
             )
-        return config
+        return config  # checked against the input rank in build: axis=3 of (N, H, W, C) is the channel axis
+
+    def build(self, input_shape: Any) -> Shape:
+        rank = len(input_shape)  # per-sample axes
+        axis = self.keras_config.get("axis", -1)
+        if (axis + rank + 1 if axis < 0 else axis) != rank:
+            self.fail(
+                f"normalises the channel axis only; axis={axis} of inputs with {rank + 1} axes (batch included) "
+                f"is not their last",
+                fix=f"use axis=-1 (or {rank}: the C of {channels_last(tuple(input_shape))})",
+            )
+        return super().build(input_shape)
 
     def _keras_weights(self) -> list[torch.Tensor]:
         if not self.built:
@@ -1265,40 +1306,10 @@ def _refuse_arguments(where: str, arguments: dict[str, Any]) -> None:
 
 
 def _initial_values(shape: tuple[int, ...], initializer: Any) -> torch.Tensor:
-    """Keras' initializers by name (fans as Keras computes them), or a function ``f(shape, dtype)``."""
-    if callable(initializer):
-        return torch.as_tensor(np.asarray(initializer(shape, dtype="float32")), dtype=torch.float32).reshape(shape)
-    name = "glorot_uniform" if initializer is None else str(initializer)
-    key = "".join(ch for ch in name.lower() if ch.isalnum())  # 'GlorotUniform' and 'glorot_uniform' alike
-    if len(shape) == 0:
-        fan_in = fan_out = 1
-    elif len(shape) == 1:
-        fan_in = fan_out = shape[0]
-    elif len(shape) == 2:
-        fan_in, fan_out = shape
-    else:
-        receptive = math.prod(shape[:-2])
-        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-    values = torch.empty(shape)
-    if key == "zeros":
-        return values.zero_()
-    if key == "ones":
-        return values.fill_(1.0)
-    if key in ("glorotuniform", "heuniform", "lecununiform"):
-        scale = {"glorotuniform": 6.0 / (fan_in + fan_out), "heuniform": 6.0 / fan_in, "lecununiform": 3.0 / fan_in}
-        limit = math.sqrt(scale[key])
-        return values.uniform_(-limit, limit)
-    if key in ("glorotnormal", "henormal", "lecunnormal"):
-        variance = {"glorotnormal": 2.0 / (fan_in + fan_out), "henormal": 2.0 / fan_in, "lecunnormal": 1.0 / fan_in}
-        return torch.nn.init.trunc_normal_(values, std=math.sqrt(variance[key]) / 0.87962566103423978)
-    if key == "randomnormal":
-        return values.normal_(0.0, 0.05)
-    if key == "randomuniform":
-        return values.uniform_(-0.05, 0.05)
-    raise ConfigError(
-        f"add_weight: unknown initializer {initializer!r}",
-        fix="use 'glorot_uniform', 'he_normal', 'zeros', 'ones', ... or a function f(shape, dtype)",
-    )
+    """Values from a Keras initializer (:func:`cnnlab.keras.initializers.get`: a name, an object, a function)."""
+    init = initializers.get("glorot_uniform" if initializer is None else initializer)
+    assert init is not None
+    return torch.as_tensor(np.asarray(init(shape, dtype="float32")), dtype=torch.float32).reshape(shape)
 
 
 __all__ = [
