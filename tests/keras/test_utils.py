@@ -89,3 +89,36 @@ def test_set_random_seed_repeats_numpy_and_torch():
     a = (np.random.rand(), torch.rand(1).item())
     set_random_seed(3)
     assert a == (np.random.rand(), torch.rand(1).item())
+
+
+def test_plot_model_draws_every_layer_and_connection_without_graphviz(tmp_path) -> None:
+    from PIL import Image
+
+    from cnnlab.core.errors import ConfigError
+    from cnnlab.keras import Model, Sequential, layers
+    from cnnlab.keras.plotting import model_graph
+    from cnnlab.keras.utils import model_to_dot, plot_model
+
+    inputs = layers.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = layers.Add()([x, layers.Conv2D(4, 1)(inputs)])  # a shortcut: two parents
+    model = Model(inputs, layers.Dense(2)(layers.Flatten()(x)))
+    names, parents = [layer.name for layer in model_graph(model)[0]], model_graph(model)[1]
+    assert names == ["input", "conv2d", "conv2d_1", "add", "flatten", "dense"]
+    assert parents == [(), (0,), (0,), (1, 2), (3,), (4,)]
+    chain = Sequential([layers.Conv2D(4, 3, input_shape=(8, 8, 1)), layers.Flatten()])
+    assert model_graph(chain)[1] == [(), (0,)]
+
+    svg = tmp_path / "model.svg"
+    assert plot_model(model, to_file=svg, show_shapes=True, show_layer_names=True) is None  # no notebook here
+    text = svg.read_text()
+    assert all(f"{name} (" in text for name in names[1:]) and "(None, 8, 8, 4)" in text
+    assert text.count("InputLayer") == 1
+    plot_model(model, to_file=tmp_path / "tb.png")
+    plot_model(model, to_file=tmp_path / "lr.png", rankdir="LR")
+    tall, wide = Image.open(tmp_path / "tb.png").size, Image.open(tmp_path / "lr.png").size
+    assert wide[0] / wide[1] > 2 * tall[0] / tall[1]  # left to right: ranks along the width
+    with pytest.raises(ConfigError, match="rankdir must be 'TB' or 'LR'"):
+        plot_model(model, to_file=tmp_path / "x.png", rankdir="BT")
+    with pytest.raises(ConfigError, match=r"pydot and Graphviz.*plot_model"):
+        model_to_dot(model)

@@ -32,6 +32,7 @@ from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import DataWarning, Problem, cache_key
 from cnnlab.data.cache import _load as load_cached
 from cnnlab.data.cache import _store as store_cached
+from cnnlab.keras.plotting import model_to_dot, plot_model
 from cnnlab.keras.saving import register_keras_serializable
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -416,6 +417,8 @@ __all__ = [
     "ImageDataset",
     "encode_labels",
     "image_dataset_from_directory",
+    "model_to_dot",
+    "plot_model",
     "register_keras_serializable",
     "set_random_seed",
     "to_categorical",
