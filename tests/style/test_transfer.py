@@ -86,6 +86,16 @@ def test_cli_writes_the_run_folder_result_frames_and_page(images: tuple[Path, Pa
     assert not (run / "checkpoints").exists()
 
 
+def test_a_small_photo_is_painted_at_its_own_size_and_the_log_says_so(
+    images: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = images  # 64 x 48: the default 512 would blow it up 8 times
+    args = ["style", str(content), str(style), "--steps", "2", "--model", "vgg11", "--weights", "random"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert Image.open(tmp_path / "runs" / "style" / "photo-paint-1" / "result.png").size == (64, 48)
+    assert "size 64 px: the content image's longer side (--size sets it)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

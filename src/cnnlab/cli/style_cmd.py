@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.data.images import image_info
 from cnnlab.tasks.style.pipeline import StyleJob, planned_evaluations, run_style, with_optimizer
-from cnnlab.tasks.style.transfer import StyleSettings
+from cnnlab.tasks.style.transfer import StyleSettings, result_size
 
 
 def _numbers(text: str | None, kind: type, option: str, example: str) -> tuple | None:
@@ -33,7 +34,9 @@ def style(
     content: Path = typer.Argument(..., help="The content image (a photo)."),
     styles: list[Path] = typer.Argument(..., metavar="STYLE...", help="One or more style images (paintings)."),
     out: Path = typer.Option(None, "--out", help="Also write the result here (PNG); it is always in the run folder."),
-    size: int = typer.Option(512, "--size", help="Longer side of the result in pixels."),
+    size: int = typer.Option(
+        None, "--size", help="Longer side of the result in pixels (default: the content image's, at most 512)."
+    ),
     steps: str = typer.Option(
         None,
         "--steps",
@@ -77,6 +80,10 @@ def style(
     """Paint CONTENT in the style of STYLE: `cnnlab style photo.jpg starry_night.jpg --out art.png`.
 
     Writes runs/style/<name>-<n>/ with result.png, frames, cost curves and report.html."""
+    console = Console(stderr=True)
+    if size is None:
+        size, why = result_size(image_info(content)[0])
+        console.print(why)
     settings = StyleSettings(
         size=size,
         steps=_numbers(steps, int, "--steps", "160,57,20 or 50"),
@@ -107,7 +114,6 @@ def style(
         name=name,
     )
     job = with_optimizer(job)
-    console = Console(stderr=True)
     plan = planned_evaluations(job.settings)
     console.print("Plan: " + ", then ".join(f"{n} steps at {s} px" for s, n in plan) + f" ({job.settings.optimizer})")
     columns = (

@@ -39,12 +39,17 @@ OPTIMIZERS = ("auto", "lbfgs", "adam")  # auto: L-BFGS for VGG backbones, Adam f
 INITS = ("content", "noise", "mixed")
 
 
+DEFAULT_SIZE = 512
+"""The result's longer side when none is given, unless the content image is smaller (docs/style.md: 512 px in
+about two minutes on 2 cores)."""
+
+
 @dataclass(frozen=True)
 class StyleSettings:
     """How to optimise. ``steps`` are per level, coarse to fine (``None``: :func:`default_steps`);
     ``size`` is the longer side of the result; ``style_scale`` the style image's size relative to it."""
 
-    size: int = 512
+    size: int = DEFAULT_SIZE
     steps: tuple[int, ...] | None = None
     optimizer: str = "auto"
     learning_rate: float = 0.02  # Adam, on pixels in [0, 1]
@@ -86,6 +91,20 @@ class StyleResult:
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def result_size(content_size: tuple[int, int]) -> tuple[int, str]:
+    """The result's longer side for a content image of ``(width, height)``: its own, at most
+    :data:`DEFAULT_SIZE` (a small photo is not blown up) and at least 32; and the sentence that says so.
+
+    >>> result_size((1024, 768))[0], result_size((170, 90))[0], result_size((20, 10))[0]
+    (512, 170, 32)
+    """
+    longer = max(content_size)
+    if longer >= DEFAULT_SIZE:
+        return DEFAULT_SIZE, f"size {DEFAULT_SIZE} px: the content image scaled to it (--size sets it)"
+    size = max(32, longer)
+    return size, f"size {size} px: the content image's longer side (--size sets it)"
 
 
 def level_sizes(size: int, levels: int) -> list[int]:
