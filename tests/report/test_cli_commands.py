@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,23 @@ def test_train_with_tta_and_label_smoothing_reports_plain_and_tta_scores_as_eval
     assert main(["evaluate", str(run / "checkpoints" / "last.pt"), "--tta", "flip", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert [v["accuracy"] for v in again["variants"]] == [v["accuracy"] for v in written["variants"]]
+
+
+def test_predict_takes_a_folder_as_its_images(small_run, tmp_path, capsys):
+    """`cnnlab predict RUN photos/` (it said 'Is a directory'): every image inside, sub-folders too, in natural
+    order, the same answers as naming the files; a folder without images says so."""
+    with np.load(small_run.parent.parent.parent / "shapes.npz") as archive:
+        images = archive["x_test"][:3]
+    for name, image in zip(["b/10.png", "b/2.png", "b/deep/1.jpg"], images, strict=True):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / name, quality=95)
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    assert main(["predict", str(small_run), str(tmp_path / "b"), "--json"]) == 0
+    from_folder = json.loads(capsys.readouterr().out)
+    assert [Path(r["image"]).name for r in from_folder] == ["2.png", "10.png", "1.jpg"]
+    files = [str(tmp_path / "b" / n) for n in ("2.png", "10.png", "deep/1.jpg")]
+    assert main(["predict", str(small_run), *files, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_folder
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(small_run), str(tmp_path / "empty")]) == 2
+    assert "no image files in this folder" in capsys.readouterr().err

@@ -16,7 +16,9 @@ from cnnlab.core.errors import ConfigError
 def predict(
     ctx: typer.Context,
     images: list[Path] = typer.Argument(
-        ..., help="[CHECKPOINT|RUN_DIR] then image files (PNG, JPEG, ...); without --model the first is the model."
+        ...,
+        help="[CHECKPOINT|RUN_DIR] then image files (PNG, JPEG, ...) or folders of them; without --model the "
+        "first is the model.",
     ),
     model: str = typer.Option(None, "--model", help="Registered model name (see `cnnlab models`)."),
     weights: Path = typer.Option(None, "--weights", help="Weights file for the model (a local path)."),
@@ -32,6 +34,7 @@ def predict(
     """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
     `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
     <stem>_mask.png and <stem>_overlay.png into --out; a detection checkpoint writes <stem>_boxes.jpg."""
+    from cnnlab.data.datasets import expand_image_paths
     from cnnlab.runtime.inference import check_inference_options
     from cnnlab.tasks import PredictOptions, task_of
     from cnnlab.tasks.base import checkpoint_of
@@ -48,13 +51,14 @@ def predict(
             )
         from cnnlab.tasks.classify.predict import predict_images
 
-        results = predict_images(model, weights, images, top_k, precision, compile)
+        results = predict_images(model, weights, expand_image_paths(images), top_k, precision, compile)
     else:
         if len(images) < 2:
             raise ConfigError("no image given", where="cnnlab predict", fix="cnnlab predict CHECKPOINT IMAGE...")
         task = task_of(images[0])
         options = PredictOptions(top_k, tta, tuple(ensemble or ()), out, precision, compile)
-        results = task.predict(checkpoint_of(images[0]), images[1:], options)
+        files = expand_image_paths(images[1:]) if task.predicts_images else images[1:]
+        results = task.predict(checkpoint_of(images[0]), files, options)
         if not results or "top" not in results[0]:  # files written (masks, pictures with boxes): one line each
             for row in results:
                 typer.echo(json.dumps(row) if as_json else _written(row))

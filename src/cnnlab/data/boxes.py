@@ -48,7 +48,7 @@ import yaml
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import DataWarning, Problem, ProblemLog, decode_images
-from cnnlab.data.datasets import _natural_key
+from cnnlab.data.datasets import _natural_key, image_files_in
 from cnnlab.data.images import MAX_PIXELS, check_image_size, image_info, is_image_file
 
 LAYOUTS = (
@@ -401,12 +401,6 @@ def _missing_image(
     )
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(str(p))
-    )
-
-
 # ----- Pascal VOC ---------------------------------------------------------------------------------
 
 
@@ -636,7 +630,7 @@ def _yolo_sources(root: Path, value: Any, where: Path) -> tuple[list[Path], list
         path = path if path.is_absolute() else root / path
         if path.is_dir():
             folders.append(path)
-            images += _images_in(path)
+            images += image_files_in(path)
         elif path.is_file() and path.suffix == ".txt":
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             images += [Path(line) if Path(line).is_absolute() else path.parent / line for line in lines]
@@ -778,7 +772,7 @@ def _yolo_folder(root: Path, split: str) -> tuple[list[Path], list[Path], list[s
         folder = folder / split
     classes = root / "classes.txt"
     names = [line.strip() for line in classes.read_text().splitlines() if line.strip()] if classes.is_file() else None
-    return _images_in(folder), [folder], names
+    return image_files_in(folder), [folder], names
 
 
 # ----- COCO ---------------------------------------------------------------------------------------

@@ -772,6 +772,38 @@ def _natural_key(name: str) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def image_files_in(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (sub-folders included, hidden files not), in natural order."""
+    return sorted(
+        (p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(str(p))
+    )
+
+
+def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its image files (what ``cnnlab predict RUN photos/`` means).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("b/10.png", "b/2.png", "b/notes.txt"):
+    ...     (folder / name).parent.mkdir(exist_ok=True)
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.name for p in expand_image_paths([folder / "b", folder / "x.jpg"])]
+    ['2.png', '10.png', 'x.jpg']
+    """
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = image_files_in(path)
+        if not inside:
+            raise DataError(
+                "no image files in this folder", where=str(path), fix="pass image files, or a folder that holds some"
+            )
+        found.extend(inside)
+    return found
+
+
 def open_source(
     path: str | Path,
     masks: str | Path | None = None,

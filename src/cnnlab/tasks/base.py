@@ -59,7 +59,8 @@ class Task:
     ``routes`` are the server endpoints its predictor answers (``/predict``, ``/explain``, ``/segment``);
     ``exportable`` says whether ``cnnlab export`` can write it; ``distributed`` whether ``--nproc`` trains it;
     ``claims`` whether a ``--data`` source is unmistakably this task's (a UCR set, a folder of WAV files), so
-    ``cnnlab train --data`` picks the task without ``--task``.
+    ``cnnlab train --data`` picks the task without ``--task``; ``predicts_images`` whether a folder given to
+    ``cnnlab predict`` stands for the images in it.
     """
 
     name: str
@@ -75,6 +76,7 @@ class Task:
     evaluate: EvaluateFn | None = None  # `cnnlab evaluate RUN` for this task (None: the classifier's evaluation)
     pretrained: tuple[str, ...] = ()  # model names `load` and `evaluate` take in place of a run (dlib_resnet29)
     claims: Callable[[str | None, str | None], bool] | None = None  # (--data, --data-dir) is this task's data
+    predicts_images: bool = True  # `cnnlab predict RUN FOLDER` means the folder's images (not: clips of frames)
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -36,6 +36,7 @@ TASK = Task(
     routes=("predict", "explain"),  # for an uploaded file (uploads)
     options={"split": "sequence.split"},
     claims=claims,
+    predicts_images=False,  # a folder is one clip (its frames) or a volume
 )
 
 __all__ = ["TASK", "SequenceModel", "SequenceRunConfig", "run_sequence"]
