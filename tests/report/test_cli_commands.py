@@ -119,6 +119,8 @@ def test_predict_takes_a_folder_as_its_images(small_run, tmp_path, capsys):
     files = [str(tmp_path / "b" / n) for n in ("2.png", "10.png", "deep/1.jpg")]
     assert main(["predict", str(small_run), *files, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == from_folder
+    assert main(["explain", str(small_run), str(tmp_path / "b"), "--out", str(tmp_path / "heat")]) == 0
+    assert len(list((tmp_path / "heat").glob("*.png"))) == 3
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(small_run), str(tmp_path / "empty")]) == 2
-    assert "no image files in this folder" in capsys.readouterr().err
+    assert "no images in" in capsys.readouterr().err

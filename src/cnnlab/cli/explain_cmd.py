@@ -24,6 +24,7 @@ from cnnlab import explain as xai
 from cnnlab.cli.options import DEVICE_HELP, use_device
 from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import atomic_write_text
+from cnnlab.data.datasets import expand_image_paths
 from cnnlab.data.images import image_files
 from cnnlab.explain import maximise, units
 from cnnlab.runtime.device import current_device, placed_on
@@ -136,8 +137,8 @@ def explain(
     paths: list[Path] = typer.Argument(
         ...,
         metavar="[units] [CHECKPOINT] IMAGE",
-        help="A checkpoint (.pt or run folder) from `cnnlab train`, then images; or the word `units`, then the "
-        "checkpoint (see --data).",
+        help="A checkpoint (.pt or run folder) from `cnnlab train`, then images or folders of them; or the word "
+        "`units`, then the checkpoint (see --data).",
     ),
     out: Path = typer.Option(..., "--out", help="Folder for the heatmap PNGs or the units page (created if missing)."),
     layer: str = typer.Option(None, "--layer", help="Layer to explain (dotted name); default: the model's own."),
@@ -178,7 +179,7 @@ def explain(
             fix="cnnlab explain units CHECKPOINT --data FOLDER --out DIR",
         )
     if model is not None:
-        classifier, images = load_pretrained(model, weights), paths
+        classifier, images = load_pretrained(model, weights), expand_image_paths(paths)
     else:
         if len(paths) < 2:
             raise ConfigError(
@@ -186,7 +187,7 @@ def explain(
                 where="cnnlab explain",
                 fix="cnnlab explain runs/classify/NAME-1 IMAGE... --out DIR, or --model NAME --weights FILE IMAGE...",
             )
-        classifier, images = load_classifier(paths[0]), paths[1:]
+        classifier, images = load_classifier(paths[0]), expand_image_paths(paths[1:])
     for row in explain_images(classifier, images, out, method.value, layer, class_name):
         typer.echo(
             f"{row['image']}: {row['label']} (class {row['class']}, p={row['probability']:.3f}) -> {row['file']}"

@@ -48,8 +48,7 @@ import yaml
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import DataWarning, Problem, ProblemLog, decode_images
-from cnnlab.data.datasets import _natural_key, image_files_in
-from cnnlab.data.images import MAX_PIXELS, check_image_size, image_info, is_image_file
+from cnnlab.data.images import MAX_PIXELS, check_image_size, image_info, is_image_file, list_image_files, natural_key
 
 LAYOUTS = (
     "a data.yaml (YOLO: keys path, train, val, test, names) or a folder holding one",
@@ -536,7 +535,7 @@ def _voc_files(
     if split is not None:
         listing, ids = _split_ids(root, split)
     else:
-        listing, ids = ann_dir, sorted({p.stem for p in ann_dir.glob("*.xml")} | set(images), key=_natural_key)
+        listing, ids = ann_dir, sorted({p.stem for p in ann_dir.glob("*.xml")} | set(images), key=natural_key)
     parsed: list[tuple[Path, Path | None, _VocFile | None]] = []
     for image_id in ids:
         xml = ann_dir / f"{image_id}.xml"
@@ -630,7 +629,7 @@ def _yolo_sources(root: Path, value: Any, where: Path) -> tuple[list[Path], list
         path = path if path.is_absolute() else root / path
         if path.is_dir():
             folders.append(path)
-            images += image_files_in(path)
+            images += list_image_files(path)
         elif path.is_file() and path.suffix == ".txt":
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             images += [Path(line) if Path(line).is_absolute() else path.parent / line for line in lines]
@@ -772,7 +771,7 @@ def _yolo_folder(root: Path, split: str) -> tuple[list[Path], list[Path], list[s
         folder = folder / split
     classes = root / "classes.txt"
     names = [line.strip() for line in classes.read_text().splitlines() if line.strip()] if classes.is_file() else None
-    return image_files_in(folder), [folder], names
+    return list_image_files(folder), [folder], names
 
 
 # ----- COCO ---------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ can repeat it (:func:`read_clip`). Grey and colour clips in one folder all becom
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,16 +30,11 @@ import torch.nn.functional as F
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import ProblemLog
-from cnnlab.data.images import GRAY_MODES, image_info, is_image_file, read_image
+from cnnlab.data.images import GRAY_MODES, image_info, is_image_file, natural_key, read_image
 from cnnlab.data.signals import SignalSet
 
 CLIP_SUFFIX = ".npy"
 """File suffix of a clip stored as one array (a clip can also be a folder of frame images)."""
-
-
-def _natural_key(name: str) -> list[int | str]:
-    """'2' before '10': numbered frames keep their order."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _visible(path: Path) -> bool:
@@ -48,7 +42,7 @@ def _visible(path: Path) -> bool:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(p.name))
+    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: natural_key(p.name))
 
 
 def _clip_items(folder: Path) -> list[Path]:
@@ -56,7 +50,7 @@ def _clip_items(folder: Path) -> list[Path]:
     items = [
         p for p in folder.iterdir() if _visible(p) and (p.is_dir() or (p.is_file() and p.suffix.lower() == CLIP_SUFFIX))
     ]
-    return sorted(items, key=lambda p: _natural_key(p.name))
+    return sorted(items, key=lambda p: natural_key(p.name))
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -41,9 +41,11 @@ from cnnlab.data.images import (
     MAX_PIXELS,
     Fit,
     check_image_size,
+    image_files,
     image_info,
     is_image_file,
     is_jpeg,
+    natural_key,
     read_image,
     read_mask,
 )
@@ -701,7 +703,7 @@ def load_segmentation(
         lonely = image_files.get(stem) or mask_files[stem]
         other = "mask" if stem in image_files else "image"
         log.report(DataError(f"no {other} with the same name", where=str(lonely), fix="pair every image with a mask"))
-    pairs = [(image_files[s], mask_files[s]) for s in sorted(set(image_files) & set(mask_files), key=_natural_key)]
+    pairs = [(image_files[s], mask_files[s]) for s in sorted(set(image_files) & set(mask_files), key=natural_key)]
     channels = channels or _scan_channels([p for p, _ in pairs])
     target = _square(size)
     images: list[np.ndarray] = []
@@ -767,18 +769,6 @@ def _resize_array(array: np.ndarray, size: tuple[int, int], resample: Image.Resa
     return out[..., None] if squeeze else out
 
 
-def _natural_key(name: str) -> list[int | str]:
-    """'2' before '10': numbered slices keep their order."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def image_files_in(folder: Path) -> list[Path]:
-    """The image files under ``folder`` (sub-folders included, hidden files not), in natural order."""
-    return sorted(
-        (p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(str(p))
-    )
-
-
 def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
     """``paths`` with each folder replaced by its image files (what ``cnnlab predict RUN photos/`` means).
 
@@ -795,12 +785,7 @@ def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        inside = image_files_in(path)
-        if not inside:
-            raise DataError(
-                "no image files in this folder", where=str(path), fix="pass image files, or a folder that holds some"
-            )
-        found.extend(inside)
+        found.extend(image_files(path, where=str(path)))
     return found
 
 
@@ -850,7 +835,7 @@ def open_source(
         return load_split_folders(path, size=size, strict=strict, cache_dir=cache_dir, fit=fit)
     if subfolders:
         return {"all": load_image_folder(path, size=size, strict=strict, cache_dir=cache_dir, fit=fit)}
-    files = sorted((p for p in path.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: _natural_key(p.name))
+    files = sorted((p for p in path.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: natural_key(p.name))
     if files:  # a flat folder of images: one unlabelled class
         log = ProblemLog(strict)
         return {

@@ -15,6 +15,7 @@ become 8-bit ``L`` or ``RGB``.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,9 +85,23 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files under ``folder`` (sub-folders too), sorted; no folder or no image is a :class:`DataError`
-    (what ``--data`` of ``cnnlab explain units`` and ``cnnlab explore`` takes).
+def natural_key(name: str) -> list[int | str]:
+    """Sort key with numbers read as numbers: '2' before '10', so numbered slices and frames keep their order.
+
+    >>> sorted(["10.png", "2.png", "1.png"], key=natural_key)
+    ['1.png', '2.png', '10.png']
+    """
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (sub-folders too, hidden files not), in natural order; may be empty."""
+    return sorted((p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: natural_key(str(p)))
+
+
+def image_files(folder: Path, where: str = "--data") -> list[Path]:
+    """:func:`list_image_files`, where no folder or no image is a :class:`DataError` naming ``where`` (what
+    ``--data`` of ``cnnlab explain units`` and ``cnnlab explore`` takes, and a folder given to ``cnnlab predict``).
 
     >>> image_files(Path("no-such-folder"))
     Traceback (most recent call last):
@@ -94,12 +109,12 @@ def image_files(folder: Path) -> list[Path]:
     cnnlab.core.errors.DataError: no-such-folder is not a folder [--data]. Fix: pass a folder of images ...
     """
     if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder", where="--data", fix="pass a folder of images (sub-folders too)")
-    images = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+        raise DataError(f"{folder} is not a folder", where=where, fix="pass a folder of images (sub-folders too)")
+    images = list_image_files(folder)
     if not images:
         raise DataError(
             f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}, sub-folders too)",
-            where="--data",
+            where=where,
             fix="pass a folder that holds image files",
         )
     return images

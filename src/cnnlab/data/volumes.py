@@ -20,7 +20,6 @@ patches from the other slices only. :func:`load_volume_folder` reads class folde
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.cache import ProblemLog
+from cnnlab.data.images import natural_key
 from cnnlab.data.signals import SignalSet
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -310,10 +310,6 @@ def random_patches(
     return x, y, corners
 
 
-def _natural_key(name: str) -> list[int | str]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def _class_folders(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
@@ -347,7 +343,7 @@ def load_volume_folder(
     reference: dict[str, Any] | None = None
     classes = [p.name for p in _class_folders(root)]
     for label, name in enumerate(classes):
-        files = sorted((p for p in (root / name).iterdir() if _is_volume_file(p)), key=lambda p: _natural_key(p.name))
+        files = sorted((p for p in (root / name).iterdir() if _is_volume_file(p)), key=lambda p: natural_key(p.name))
         for file in files:
             try:
                 volume, info = read_volume(file)
