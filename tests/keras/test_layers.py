@@ -257,3 +257,33 @@ def test_leaky_relu_takes_kerass_default_slope_and_keras_2s_alpha_with_a_warning
     assert layers.layer_from_config(layers.ReLU(threshold=0.5).get_config()).threshold == 0.5
     with pytest.raises(ConfigError, match="negative_slope must be a number >= 0"):
         layers.LeakyReLU(negative_slope=-1.0)
+
+
+def test_the_course_tf2_notebook_models_build_with_its_counts() -> None:
+    """Course 4 week 1, the TF2 version: `happyModel` (Sequential, `MaxPool2D`, `ReLU`, `ZeroPadding2D(padding=3)`)
+    prints 37,633 parameters (64 non-trainable); `convolutional_model` prints 1,310."""
+    from cnnlab import keras
+
+    tfl = keras.layers
+    happy = keras.Sequential(
+        [
+            tfl.ZeroPadding2D(padding=3, input_shape=(64, 64, 3)),
+            tfl.Conv2D(32, 7, strides=1),
+            tfl.BatchNormalization(axis=3),
+            tfl.ReLU(),
+            tfl.MaxPool2D(),
+            tfl.Flatten(),
+            tfl.Dense(1, activation="sigmoid"),
+        ]
+    )
+    assert happy.count_params() == 37_633
+    assert sum(w.numel() for w in happy.non_trainable_weights) == 64
+    image = keras.Input(shape=(64, 64, 3))
+    x = tfl.MaxPool2D(pool_size=(8, 8), strides=(8, 8), padding="same")(
+        tfl.ReLU()(tfl.Conv2D(8, (4, 4), padding="same")(image))
+    )
+    x = tfl.MaxPool2D(pool_size=(4, 4), strides=(4, 4), padding="same")(
+        tfl.ReLU()(tfl.Conv2D(16, (2, 2), padding="same")(x))
+    )
+    assert keras.Model(image, tfl.Dense(units=6, activation="softmax")(tfl.Flatten()(x))).count_params() == 1_310
+    assert tfl.AvgPool2D is tfl.AveragePooling2D and tfl.GlobalAvgPool2D is tfl.GlobalAveragePooling2D

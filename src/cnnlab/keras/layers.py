@@ -1312,7 +1312,38 @@ def _initial_values(shape: tuple[int, ...], initializer: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(init(shape, dtype="float32")), dtype=torch.float32).reshape(shape)
 
 
+# Keras' other names for the same layers (``tf.keras.layers.MaxPool2D`` in the course's notebooks).
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution2DTranspose = Conv2DTranspose
+ALIASES = (
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
+    "Convolution1D",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "Convolution3D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
+)
+
 __all__ = [
+    *ALIASES,
     "ELU",
     "KERAS_LAYERS",
     "Activation",
