@@ -48,3 +48,24 @@ def test_local_cifar10_weights_match_the_zoo_model(shared_data, monkeypatch, one
     with torch.inference_mode():
         expected = zoo((torch.from_numpy(X).permute(0, 3, 1, 2) - mean) / std)
     assert np.allclose(app.predict(X), expected.numpy(), atol=1e-4)
+
+
+def test_the_per_model_modules_and_decode_predictions_read_as_keras():
+    """`keras.applications.mobilenet_v2.preprocess_input` / `.decode_predictions` (attribute or import), top-k
+    best first with Keras' short names (checked against the ImageNet names of classes 281 and 282)."""
+    from cnnlab.keras.applications.mobilenet_v2 import MobileNetV2, decode_predictions, preprocess_input
+
+    from cnnlab import keras
+    from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
+
+    assert MobileNetV2 is keras.applications.MobileNetV2 and keras.applications.vgg16.VGG16 is keras.applications.VGG16
+    assert preprocess_input is keras.applications.resnet50.preprocess_input
+    scores = np.full((2, 1000), 0.0001, np.float32)
+    scores[0, [281, 282, 5]] = [0.5, 0.3, 0.1]
+    scores[1, 309] = 0.9
+    decoded = decode_predictions(scores, top=2)
+    assert IMAGENET_CLASSES[281].startswith("tabby") and IMAGENET_CLASSES[282].startswith("tiger cat")
+    assert decoded[0] == [("281", "tabby", 0.5), ("282", "tiger_cat", 0.3)]
+    assert decoded[1][0] == ("309", "bee", 0.9)
+    with pytest.raises(Exception, match=r"shape \(samples, 1000\)"):
+        decode_predictions(np.zeros((1, 10)))

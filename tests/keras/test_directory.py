@@ -113,3 +113,20 @@ def test_the_ants_and_bees_folder_gives_kerass_counts(shared_data, capsys):
     assert capsys.readouterr().out.startswith("Found 244 images belonging to 2 classes.")
     files, _, classes = _index_directory(train, None, False, "test")  # the listing alone: no need to decode again
     assert len(files) == 245 and classes == ["ants", "bees"] and any(f.name == "imageNotFound.gif" for f in files)
+
+
+def test_the_transfer_notebook_dataset_calls_run_as_written(tmp_path):
+    """`from tensorflow.keras.preprocessing import image_dataset_from_directory`, `.prefetch(AUTOTUNE)`,
+    `.take(1)` to show a batch: the same batches as iterating the dataset."""
+    from cnnlab.keras.preprocessing import image_dataset_from_directory as from_preprocessing
+
+    root = image_folder(tmp_path / "folder")
+    data = from_preprocessing(root, image_size=(7, 5), batch_size=2, shuffle=False, verbose=False)
+    assert from_preprocessing is image_dataset_from_directory and data.prefetch(buffer_size=-1) is data
+    assert data.cache() is data
+    (first,) = data.take(1)
+    x, labels = next(iter(data))
+    assert np.array_equal(first[0], x) and np.array_equal(first[1], labels)
+    assert len(data.take(100)) == len(data)
+    with pytest.raises(ConfigError, match="take: count must be a positive int"):
+        data.take(0)

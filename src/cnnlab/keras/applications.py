@@ -26,8 +26,10 @@ differ from Keras' own ``VGG16`` while the architecture matches.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.keras.layers import KERAS_LAYERS, channels_last
 from cnnlab.layers.base import Layer, Shape
+from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 from cnnlab.models.registry import create_model, input_options
 from cnnlab.models.weights import WEIGHTS, WeightSpec, weight_spec, weight_specs
 
@@ -282,6 +285,40 @@ def preprocess_input(x: Any) -> Any:
     return x
 
 
+def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, float]]]:
+    """Keras' ``decode_predictions`` for 1000-class ImageNet outputs: per image, the ``top`` classes as
+    ``(class index, name, score)``, best first; the name is Keras' (the first ImageNet name, spaces as
+    underscores: ``'tabby'``, ``'tiger_cat'``). Keras gives the WordNet id first (``'n02123045'``); cnnlab keeps
+    no WordNet table offline, so the first item is the class index as a string.
+
+    >>> scores = np.zeros((1, 1000), np.float32); scores[0, 309], scores[0, 310] = 0.7, 0.2
+    >>> decode_predictions(scores, top=2)
+    [[('309', 'bee', 0.7), ('310', 'ant', 0.2)]]
+    """
+    values = np.asarray(preds, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(IMAGENET_CLASSES):
+        raise ShapeError(
+            f"decode_predictions expects a batch of 1000 ImageNet scores, shape (samples, 1000). "
+            f"Received: shape={values.shape}",
+            fix="pass the output of an ImageNet classifier (include_top=True)",
+        )
+    names = [name.split(",")[0].strip().replace(" ", "_") for name in IMAGENET_CLASSES]
+    best = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    rows = zip(values, best, strict=True)
+    return [[(str(i), names[i], round(float(row[i]), 6)) for i in order] for row, order in rows]
+
+
+def _model_module(name: str, builders: dict[str, Any]) -> ModuleType:
+    """``keras.applications.<name>`` (``mobilenet_v2``, ``vgg16``, ...): the builders, ``preprocess_input`` and
+    ``decode_predictions``, importable as ``from cnnlab.keras.applications.mobilenet_v2 import preprocess_input``."""
+    module = ModuleType(f"{__name__}.{name}", f"Keras' ``applications.{name}``: {', '.join(builders)}.")
+    shared = {"preprocess_input": preprocess_input, "decode_predictions": decode_predictions}
+    for key, value in {**builders, **shared}.items():
+        setattr(module, key, value)
+    sys.modules[module.__name__] = module
+    return module
+
+
 def _builder(model: str, default_weights: str, keras_name: str) -> Any:
     def build(
         include_top: bool = True,
@@ -311,6 +348,12 @@ EfficientNetLiteB0 = _builder("efficientnet_lite0", "imagenet", "EfficientNetLit
 ResNet20 = _builder("resnet20", "cifar10", "ResNet20")
 ResNet56 = _builder("resnet56", "cifar10", "ResNet56")
 
+mobilenet_v2 = _model_module("mobilenet_v2", {"MobileNetV2": MobileNetV2})
+vgg16 = _model_module("vgg16", {"VGG16": VGG16})
+vgg19 = _model_module("vgg19", {"VGG19": VGG19})
+resnet50 = _model_module("resnet50", {"ResNet50": ResNet50})
+resnet = _model_module("resnet", {"ResNet50": ResNet50})
+
 __all__ = [
     "VGG16",
     "VGG19",
@@ -320,5 +363,11 @@ __all__ = [
     "ResNet20",
     "ResNet50",
     "ResNet56",
+    "decode_predictions",
+    "mobilenet_v2",
     "preprocess_input",
+    "resnet",
+    "resnet50",
+    "vgg16",
+    "vgg19",
 ]

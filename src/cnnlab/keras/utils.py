@@ -155,6 +155,27 @@ class ImageDataset:
             x = self.images[index].permute(0, 2, 3, 1).numpy()  # float32 (uint8 after 'nearest', as TensorFlow)
             yield x if self.labels is None else (x, self.labels[index.numpy()])
 
+    def take(self, count: int) -> list[Any]:
+        """The first ``count`` batches of one pass (``for images, labels in dataset.take(1):``, as the course
+        shows a batch)."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"take: count must be a positive int. Received: count={count!r}")
+        batches = []
+        for batch in self:
+            if len(batches) == count:
+                break
+            batches.append(batch)
+        return batches
+
+    def prefetch(self, buffer_size: int | None = None) -> ImageDataset:
+        """This dataset: its images are decoded once, up front, so there is nothing to fetch ahead
+        (``dataset.prefetch(buffer_size=AUTOTUNE)`` runs unchanged)."""
+        return self
+
+    def cache(self, filename: str = "") -> ImageDataset:
+        """This dataset: it is in memory already (``dataset.cache()`` runs unchanged)."""
+        return self
+
     def __repr__(self) -> str:
         return f"ImageDataset({len(self.images)} images, {len(self.class_names)} classes, {len(self)} batches)"
 
