@@ -3,8 +3,8 @@
 
 >>> choose_image_size([40, 80, 120, 64, 100]), choose_image_size([3000, 4000]), choose_image_size([9, 12])
 (80, 224, 16)
->>> choose_image_size([300, 420], largest=512)
-360
+>>> choose_image_size([300, 420, 380], largest=512)
+384
 """
 
 from __future__ import annotations
