@@ -149,6 +149,19 @@ def test_split_refuses_to_return_an_empty_held_out_or_training_set() -> None:
     assert len(train) == 2 and len(held) == 2
 
 
+def test_a_classifier_validates_every_class_of_three_or_more_even_when_the_fraction_rounds_to_none() -> None:
+    """8 images in two folders (4 each) at 0.1 stopped training; a class of 4 among classes of 40 was never
+    validated. With at_least_one (the classifier's split) each class of 3+ gives one; a class of 2 gives none."""
+    four_each = from_arrays(np.zeros((8, 8, 8), np.uint8), [0] * 4 + [1] * 4)
+    train, held = four_each.split(0.1, at_least_one=True)
+    assert sorted(held.targets.tolist()) == [0, 1] and len(train) == 6
+    uneven = from_arrays(np.zeros((46, 8, 8), np.uint8), [0] * 40 + [1] * 4 + [2] * 2)
+    train, held = uneven.split(0.1, at_least_one=True)
+    assert sorted(held.targets.tolist()) == [0, 0, 0, 0, 1] and train.class_counts() == {"0": 36, "1": 3, "2": 2}
+    with pytest.raises(DataError, match="held-out set empty"):
+        four_each.split(0.1)  # without it: the rule as before
+
+
 # --- 5. sparse, negative, fractional and string labels ------------------------------------------
 
 

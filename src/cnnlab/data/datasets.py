@@ -106,22 +106,26 @@ class Dataset:
         counts = torch.bincount(self.targets.reshape(-1).long(), minlength=len(self.classes))
         return {name: int(c) for name, c in zip(self.classes, counts.tolist(), strict=False)}
 
-    def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """``(rest, held_out)`` with ``fraction`` of every class held out (stratified, seeded).
+    def split(self, fraction: float, seed: int = 0, at_least_one: bool = False) -> tuple[Dataset, Dataset]:
+        """``(rest, held_out)`` with ``fraction`` of every class held out (stratified, seeded; ``at_least_one``:
+        one sample of every class of 3 or more even where the fraction rounds to none).
 
         Never returns an empty side: when rounding per class would hold out nothing (say one image
         per class) or keep nothing, it raises a :class:`DataError` saying what to change (see
         :func:`stratified_split`).
         """
         labels = self.targets if not self.is_segmentation else torch.zeros(len(self), dtype=torch.long)
-        keep, held = stratified_split(labels, fraction, seed)
+        keep, held = stratified_split(labels, fraction, seed, at_least_one)
         return self.subset(keep), self.subset(held)
 
 
 def stratified_split(
-    labels: torch.Tensor | Sequence[int], fraction: float, seed: int = 0
+    labels: torch.Tensor | Sequence[int], fraction: float, seed: int = 0, at_least_one: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(rest, held_out)``: each class contributes ``round(fraction * count)`` to held_out.
+    """Indices ``(rest, held_out)``: each class contributes ``round(fraction * count)`` to held_out; with
+    ``at_least_one``, a class of 3 or more samples contributes at least one (so 4 images per class at 0.1
+    still give a validation set, and a small class among large ones is still validated), leaving 2 or more
+    to train on.
 
     An empty side is an error, not a result: holding out no sample (e.g. 100 classes of one image
     each at fraction 0.1) would make the held-out score meaningless, and holding out every sample
@@ -131,6 +135,8 @@ def stratified_split(
     >>> rest, held = stratified_split([0] * 10 + [1] * 20, 0.1, seed=3)
     >>> len(rest), sorted(held.tolist())[0] < 10, len(held)
     (27, True, 3)
+    >>> [len(side) for side in stratified_split([0] * 4 + [1] * 4, 0.1, at_least_one=True)]
+    [6, 2]
     >>> stratified_split([0, 1, 2], 0.1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -144,7 +150,8 @@ def stratified_split(
     for value in torch.unique(labels).tolist():
         members = torch.nonzero(labels == value).flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        held.append(members[: round(fraction * len(members))])
+        count = round(fraction * len(members))
+        held.append(members[: max(count, 1) if at_least_one and len(members) >= 3 else count])
     held_index = torch.sort(torch.cat(held)).values if held else torch.zeros(0, dtype=torch.long)
     if len(held_index) == 0 or len(held_index) == len(labels):
         _empty_side(labels, fraction, held_nothing=len(held_index) == 0)

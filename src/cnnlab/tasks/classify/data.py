@@ -55,7 +55,7 @@ def load_splits(config: DataConfig, seed: int, loader: SourceLoader | None = Non
         )
     val = _first(sets, "val", "valid", "validation", "dev")
     if val is None and config.val_fraction > 0:
-        train, val = train.split(config.val_fraction, seed=seed)
+        train, val = train.split(config.val_fraction, seed=seed, at_least_one=True)
     mean, std = channel_stats(train.images)
     return Splits(train, val, _first(sets, "test", "testing"), list(train.classes), mean, std)
 
