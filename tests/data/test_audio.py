@@ -15,6 +15,7 @@ from scipy.signal import get_window, resample_poly
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.data.audio import (
     AudioSpec,
+    audio_label,
     fit_length,
     is_audio_source,
     load_audio_folder,
@@ -147,6 +148,21 @@ def test_parse_audio_name() -> None:
     assert parse_audio_name("7_jackson_32") == ("7", "jackson", 32)
     assert parse_audio_name("yes_speaker_a_0") == ("yes", "speaker_a", 0)
     assert [parse_audio_name(s) for s in ("7_jackson", "7_jackson_x", "_a_1", "7__1", "noise")] == [None] * 5
+
+
+def test_a_flat_folder_named_label_then_anything_takes_its_labels_from_the_names(tmp_path: Path) -> None:
+    """`yes_01.wav`, `no-3.wav` (not FSDD's three parts) were all skipped: 'no labelled .wav files found'."""
+    assert [audio_label(s) for s in ("7_jackson_32", "yes_01", "no-3", "dog bark", "noise", "_x")] == [
+        "7", "yes", "no", "dog", None, None,
+    ]  # fmt: skip
+    for i in range(2):
+        write_wav(tmp_path / f"yes_{i:02d}.wav", 0.3 * _sine(400, 8000, 2000), 8000)
+        write_wav(tmp_path / f"no-{i}.wav", 0.3 * _sine(900, 8000, 2000), 8000)
+    write_wav(tmp_path / "noise.wav", np.zeros(100), 8000)
+    with pytest.warns(DataWarning, match=r"does not start with a label.*noise\.wav"):
+        data = load_audio_folder(tmp_path)
+    assert data.classes == ["no", "yes"] and data.y.tolist() == [0, 0, 1, 1]
+    assert data.groups is None and data.indices is None  # no speakers: a split by class share, not by speaker
 
 
 def test_audio_spec_defaults_dict_and_features() -> None:

@@ -66,6 +66,9 @@ CHUNK = 256
 AUDIO_NAME = re.compile(r"^([^_]+)_(.+)_(\d+)$")
 """``<label>_<speaker>_<index>`` (FSDD)."""
 
+LABEL_PREFIX = re.compile(r"^([^_\-\s]+)[_\-\s].+$")
+"""``<label>_<anything>`` or ``<label>-<anything>``: a label with no speaker or index (``yes_01``, ``dog-bark``)."""
+
 
 def _whole(value: float, what: str) -> int:
     """A positive whole number (a rate, a length), or a ConfigError."""
@@ -331,6 +334,20 @@ def parse_audio_name(stem: str) -> tuple[str, str, int] | None:
     return None if match is None else (match[1], match[2], int(match[3]))
 
 
+def audio_label(stem: str) -> str | None:
+    """The class label a file stem names: FSDD's ``<label>_<speaker>_<index>``, else the part before the first
+    ``_``, ``-`` or space; ``None`` when there is no such part.
+
+    >>> audio_label("7_jackson_32"), audio_label("yes_01"), audio_label("no-3"), audio_label("recording")
+    ('7', 'yes', 'no', None)
+    """
+    parsed = parse_audio_name(stem)
+    if parsed is not None:
+        return parsed[0]
+    match = LABEL_PREFIX.match(stem)
+    return None if match is None else match[1]
+
+
 def _is_wav(path: Path) -> bool:
     return path.suffix.lower() == ".wav" and not path.name.startswith(".")
 
@@ -380,18 +397,18 @@ def _labelled_files(root: Path, label_from: LabelFrom, log: ProblemLog) -> tuple
         raise ConfigError(f"unknown label source {label_from!r}", where="label_from", fix="use auto, folder or name")
     files, labels = [], []
     for path in _wav_files(root):
-        parsed = parse_audio_name(path.stem)
-        if parsed is None:
+        label = audio_label(path.stem)
+        if label is None:
             log.report(
                 DataError(
-                    "the name is not <label>_<speaker>_<index>.wav",
+                    "the name does not start with a label (<label>_<anything>.wav or <label>-<anything>.wav)",
                     where=str(path),
                     fix="rename it, or put the files in one folder per class",
                 )
             )
         else:
             files.append(path)
-            labels.append(parsed[0])
+            labels.append(label)
     return files, labels
 
 
@@ -425,8 +442,9 @@ def load_audio_folder(
 ) -> SignalSet:
     """Every WAV file under ``path`` as a ``SignalSet(kind="audio")`` of features ``(N, C, T')``.
 
-    Labels: ``folder`` takes each sub-folder as a class (its WAVs may sit deeper); ``name`` reads
-    ``<label>_<speaker>_<index>.wav`` names (FSDD) anywhere below ``path``; ``auto`` is ``folder`` when two or
+    Labels: ``folder`` takes each sub-folder as a class (its WAVs may sit deeper); ``name`` reads the
+    label from each name (:func:`audio_label`: FSDD's ``<label>_<speaker>_<index>.wav``, else ``<label>_...`` or
+    ``<label>-...``) anywhere below ``path``; ``auto`` is ``folder`` when two or
     more sub-folders hold WAVs, else ``name``. ``groups`` (speakers) and ``indices`` are filled when every
     kept file's name parses that way. Classes are sorted, by value when all are numbers. The front-end is
     ``spec`` with what it leaves open chosen from the data (see the module and ``meta["chosen"]``).
@@ -440,7 +458,12 @@ def load_audio_folder(
     log = ProblemLog(strict)
     files, labels = _labelled_files(root, label_from, log)
     if not files:
-        raise DataError("no labelled .wav files found", where=str(root), fix="add <label>_<speaker>_<index>.wav files")
+        raise DataError(
+            "no labelled .wav files found",
+            where=str(root),
+            fix="name the files <label>_<anything>.wav (FSDD's <label>_<speaker>_<index>.wav also names speakers), "
+            "or put them in one folder per class",
+        )
     waves, rates, kept = [], [], []
     multichannel = 0
     for i, file in enumerate(files):
