@@ -157,6 +157,7 @@ def test_verify_says_when_a_photo_has_no_face(tmp_path: Path, capsys: pytest.Cap
     assert main(["verify", str(blank), str(blank)]) == 2
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "no face found in" in out and "wall.png" in out and "--faces none" in out
+    assert "[the picture]. Fix:" in out  # the console's markup once ate the [where] of these notes
 
 
 def test_a_run_yaml_with_part_of_a_section_keeps_the_tasks_defaults(tmp_path: Path) -> None:

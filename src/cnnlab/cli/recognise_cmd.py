@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cnnlab.core.errors import ConfigError
@@ -43,10 +44,12 @@ def verify(
     found = embedder.embed_files([first, second], faces)  # type: ignore[arg-type]
     console = Console()
     for item in found:
-        console.print(f"{item.path}: {item.note}")
+        console.print(escape(f"{item.path}: {item.note}"))
     missing = [item.path for item in found if item.vector is None]
     if missing:
-        console.print(f"[red]No face found in {', '.join(missing)}[/red]: cannot verify (try --faces none for crops).")
+        console.print(
+            f"[red]No face found in {escape(', '.join(missing))}[/red]: cannot verify (try --faces none for crops)."
+        )
         raise typer.Exit(2)
     distance = float((found[0].vector - found[1].vector).norm())
     same = distance <= limit
@@ -71,7 +74,7 @@ def enrol(
     console = Console()
     found, notes = enrol_people(people, embedder, model, faces)  # type: ignore[arg-type]
     for note in notes:
-        console.print(note)
+        console.print(escape(note))
     written = found.save(out)
     people = len(set(found.people))
     console.print(
@@ -100,12 +103,12 @@ def identify(
     table = Table("photo", "answer", "distance", f"nearest {top_k}", "face")
     for item in embedder.embed_files(images, faces):  # type: ignore[arg-type]
         if item.vector is None:
-            table.add_row(item.path, "[red]no face[/red]", "-", "-", item.note)
+            table.add_row(escape(item.path), "[red]no face[/red]", "-", "-", escape(item.note))
             continue
         person, distance = known.who(item.vector)
-        nearest = ", ".join(f"{p} {d:.3f}" for p, d in known.identify(item.vector, top_k))
-        answer = f"[bold green]{person}[/bold green]" if person else "[yellow]unknown[/yellow]"
-        table.add_row(item.path, answer, f"{distance:.4f}", nearest, item.note)
+        nearest = escape(", ".join(f"{p} {d:.3f}" for p, d in known.identify(item.vector, top_k)))
+        answer = f"[bold green]{escape(person)}[/bold green]" if person else "[yellow]unknown[/yellow]"
+        table.add_row(escape(item.path), answer, f"{distance:.4f}", nearest, escape(item.note))
     console = Console()
     console.print(table)
     console.print(f"threshold {known.threshold:.4f} ({known.embedder}); {len(set(known.people))} people enrolled")

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.core.config import replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError
@@ -144,7 +145,7 @@ def _run_classification(
             run.resume_checkpoint()  # a missing last.pt is an error before config.yaml is touched, not a restart
         save_yaml(config, run.config)
         for note in chosen:
-            console.print(f"Chosen from the data: {note}")
+            console.print(f"Chosen from the data: {escape(note)}")
             run.log(f"chosen from the data: {note}")
         if world is not None:
             backend = torch.distributed.get_backend()

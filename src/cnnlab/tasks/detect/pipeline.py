@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.core.config import save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError, WeightsError
@@ -289,7 +290,7 @@ def _train(
         f"{len(held) if held else 0} images ({how})."
     )
     for line in chosen:
-        console.print(f"  {line}")
+        console.print(f"  {escape(line)}")
     results: dict[str, Any] = timed_fit(trainer, loader, val, epochs, run, console)
     if results.get("interrupted"):
         return results

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.core.config import from_dict, replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError
@@ -224,7 +225,7 @@ def _train(
         f"from {config.data.source}."
     )
     for line in chosen:
-        console.print(f"  {line}")
+        console.print(f"  {escape(line)}")
     results: dict[str, Any] = timed_fit(trainer, loader, val, epochs, run, console)
     if results.get("interrupted"):
         return results

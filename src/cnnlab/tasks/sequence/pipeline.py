@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.core.config import replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError
@@ -151,7 +152,7 @@ def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Conso
         f"{tuple(train.sample_shape)}, {len(train.classes)} classes, from {config.data.source}."
     )
     for line in plan.chosen:
-        console.print(f"  {line}")
+        console.print(f"  {escape(line)}")
     results: dict[str, Any] = timed_fit(trainer, loader, val_loader, cfg.epochs, run, console)
     if results.get("interrupted"):
         return results
