@@ -273,3 +273,30 @@ def test_mistakes_get_keras_worded_errors() -> None:
         model.compile(optimizer="adam", loss="mse", loss_weights=[1.0])
     with pytest.raises(ConfigError, match=r"cnnlab\.keras\.layers"):
         Sequential([channels_first_layers.Dense(2, input_shape=(3,))])
+
+
+def test_on_batch_methods_and_get_layer_as_keras() -> None:
+    """train_on_batch returns the batch's loss before the step (equal to evaluate then) and steps as fit does;
+    Adam's state carries over between calls; test_on_batch and predict_on_batch are evaluate and predict."""
+    x, y = _bars(16)
+
+    def model() -> Sequential:
+        torch.manual_seed(0)
+        built = _convnet(2)
+        built.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return built
+
+    a, b = model(), model()
+    before = a.evaluate(x, y, batch_size=16, verbose=0)
+    assert a.train_on_batch(x, y) == pytest.approx(before, abs=1e-6)
+    b.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)
+    a.train_on_batch(x, y)
+    b.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(a.get_weights()[0], b.get_weights()[0], atol=1e-6)  # the same Adam moments
+    assert a.test_on_batch(x, y, return_dict=True) == a.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_array_equal(a.predict_on_batch(x), a.predict(x, verbose=0))
+    assert a.get_layer("flatten") is a.layers[2] and a.get_layer(index=-1) is a.layers[-1]
+    with pytest.raises(ConfigError, match="did you mean 'flatten'"):
+        a.get_layer("flaten")

@@ -41,6 +41,7 @@ optimizer's state too; your own layer classes come back through ``custom_objects
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import zipfile
@@ -501,6 +502,60 @@ class _KerasModel:
             source = cs._loader(inputs, torch.zeros(len(inputs)), batch_size or config.eval_batch_size)
         out = self._trainer(config, []).predict(source).numpy()
         return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+
+    def train_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """One optimiser step on this batch (the optimizer's state carries over, as in ``fit``); returns the
+        batch's loss (and metrics) as ``evaluate`` does: a float, ``[loss, metric, ...]`` or a dict.
+
+        >>> from cnnlab.keras import layers
+        >>> model = Sequential([layers.Dense(1, activation="sigmoid", input_shape=(2,))])
+        >>> model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+        >>> x, y = np.array([[0.0, 1.0], [1.0, 0.0]], "float32"), np.array([0, 1])
+        >>> sorted(model.train_on_batch(x, y, return_dict=True))
+        ['accuracy', 'loss']
+        """
+        length = len(x) if hasattr(x, "__len__") else None
+        history = self.fit(
+            x, y, batch_size=length, epochs=1, verbose=0, shuffle=False, sample_weight=sample_weight,
+            class_weight=class_weight,
+        ).history  # fmt: skip
+        result = {key: values[-1] for key, values in history.items() if not key.startswith("val_")}
+        if return_dict:
+            return result
+        values = list(result.values())
+        return values[0] if len(values) == 1 else values
+
+    def test_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """``evaluate`` on this one batch."""
+        length = len(x) if hasattr(x, "__len__") else None
+        return self.evaluate(x, y, batch_size=length, verbose=0, sample_weight=sample_weight, return_dict=return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """``predict`` on this one batch (the course's ``img_to_encoding`` calls it)."""
+        return self.predict(x, batch_size=len(x) if hasattr(x, "__len__") else None, verbose=0)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
+        """A layer by ``name`` or by ``index`` (Keras' order of ``model.layers``)."""
+        if (name is None) == (index is None):
+            raise ConfigError("get_layer: give a name or an index, not both", fix="model.get_layer('conv2d')")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ConfigError(
+                    f"get_layer: index {index} is out of range: the model has {len(self.layers)} layers",
+                    fix=f"use 0..{len(self.layers) - 1}",
+                )
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = [str(layer.name) for layer in self.layers]
+        close = difflib.get_close_matches(str(name), names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"get_layer: no layer named {name!r}{hint}", fix=f"the layers: {', '.join(names)}")
 
     @property
     def metrics_names(self) -> list[str]:
