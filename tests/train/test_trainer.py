@@ -231,3 +231,28 @@ def test_compiled_training_learns_and_keeps_eager_checkpoint_names():
     assert history[-1]["val_acc"] > 0.9
     assert list(trainer.state_dict()["model"]) == list(eager.state_dict())  # loads into an eager model
     assert "eager: torch.compile" in Trainer(tiny_cnn(), TrainConfig(**FP32)).plan.reasons[-1]
+
+
+def test_every_run_logs_a_time_estimate_and_prints_it_when_long(tmp_path, monkeypatch) -> None:
+    """run_callbacks (what every task trains with) measures a few steps, then logs the estimated time; the
+    console hears of it only when it is a minute or more (a 7-minute default series run said nothing)."""
+    import io
+
+    from rich.console import Console
+
+    import cnnlab.train.callbacks as callbacks
+
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = nn.Sequential(nn.Linear(4, 2))
+    for minimum, printed in ((60.0, False), (0.0, True)):
+        monkeypatch.setattr(callbacks, "MIN_PRINTED_MINUTES", minimum)
+        run = RunDir.create(tmp_path / str(minimum), "classify", "tiny")
+        out = io.StringIO()
+        console = Console(file=out, width=200)
+        trainer = Trainer(
+            model, TrainConfig(epochs=3, batch_size=4), callbacks=callbacks.run_callbacks(run, console, "loss", dict)
+        )
+        trainer.fit(TensorLoader(x, y, 4, True))
+        log = run.log_file.read_text()
+        assert "time estimate: about" in log and "x 16 steps x 3 epochs" in log
+        assert ("Time estimate:" in out.getvalue()) is printed

@@ -205,6 +205,66 @@ class TensorBoard(Callback):
         self.writer.close()
 
 
+class TimeEstimate(Callback):
+    """After ``warmup + measure`` training steps, log the estimated training time (and print it when it is
+    :data:`MIN_PRINTED_MINUTES` or more): seconds per step (after warm-up steps) x steps per epoch x epochs left.
+
+    >>> estimate = TimeEstimate(Console(file=None), None, warmup=0, measure=2)
+    >>> estimate.describe(0.6, 10, 3, 1)
+    'about 0.3 min: 0.60 s/step x 10 steps x 3 epochs (epoch 1 on; validation not included)'
+    """
+
+    def __init__(self, console: Console, run: RunDir | None, warmup: int = 2, measure: int = 5) -> None:
+        self.console, self.run = console, run
+        self.warmup, self.measure = warmup, measure
+        self._steps = self._epochs = self._seen = 0
+        self._start: float | None = None
+        self._done = False
+
+    def on_fit_start(self, trainer: Trainer, logs: Logs) -> None:
+        self._steps, self._epochs = logs["steps_per_epoch"], logs["epochs"]
+        self._seen, self._start, self._done = 0, None, False
+
+    def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
+        if self._done:
+            return
+        self._seen += 1
+        if self._seen == self.warmup:
+            self._start = time.perf_counter()
+        if self._start is not None and self._seen == self.warmup + self.measure:
+            per_step = (time.perf_counter() - self._start) / self.measure
+            line = self.describe(per_step, self._steps, self._epochs, trainer.epoch + 1)
+            if per_step * self._steps * (self._epochs - trainer.epoch) >= MIN_PRINTED_MINUTES * 60:
+                self.console.print(f"Time estimate: {line}")
+            if self.run is not None:
+                self.run.log(f"time estimate: {line}")
+            self._done = True
+
+    @staticmethod
+    def describe(per_step: float, steps: int, epochs: int, first_epoch: int) -> str:
+        left = epochs - first_epoch + 1
+        minutes = per_step * steps * left / 60
+        return (
+            f"about {minutes:.1f} min: {per_step:.2f} s/step x {steps} steps x {left} epochs "
+            f"(epoch {first_epoch} on; validation not included)"
+        )
+
+
+MIN_PRINTED_MINUTES = 1.0
+"""A time estimate shorter than this goes to the run log only (a short run needs no announcement)."""
+
+
+def run_callbacks(run: RunDir, console: Console, monitor: str, extra: Callable[[], dict[str, Any]]) -> list[Callback]:
+    """What a task's run trains with: the progress bar, the run log, checkpoints (best by ``monitor``, with the
+    ``extra`` metadata) and a time estimate once the first steps are measured."""
+    return [
+        ProgressBar(console=console),
+        RunLogger(run),
+        Checkpointer(run, monitor, extra=extra),
+        TimeEstimate(console, run),
+    ]
+
+
 def _format_logs(logs: Logs) -> str:
     keys = [k for k in ("loss", "acc", "val_loss", "val_acc", "val_dice", "val_map50") if k in logs]
     return "  ".join(f"{k} {logs[k]:.4f}" for k in keys)

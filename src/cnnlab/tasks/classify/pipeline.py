@@ -33,7 +33,7 @@ from cnnlab.tasks.classify.data import SourceLoader, Splits, _for_weights, _load
 from cnnlab.tasks.classify.defaults import choose_defaults, image_size_from_files
 from cnnlab.tasks.classify.evaluate import Member, check_tta, evaluate, worst_mistake_cams, write_run_evaluation
 from cnnlab.tasks.config import ModelConfig, eval_transform
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 from cnnlab.train.distributed import (
     DistributedTrainer,
     ShardedBatches,
@@ -167,7 +167,7 @@ def _run_classification(
         "resize": resize,  # predict: shorter side to this, centre crop (None: decode like data.fit says)
         "fit": config.data.fit,
     }
-    callbacks = [ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)]
+    callbacks = run_callbacks(run, console, cfg.monitor, lambda: meta)
     callbacks = callbacks if main else []  # other ranks write nothing
     sizes = f"{len(splits.train):,} train" + (f", {len(splits.val):,} validation" if splits.val else "")
     started = time.perf_counter()

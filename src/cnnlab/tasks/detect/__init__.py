@@ -3,7 +3,7 @@ a grid + anchors detector on any zoo backbone, and mAP in three labelled convent
 
 Files: ``boxes`` (formats, IoU), ``nms``, ``course`` (the course's YOLO functions), ``anchors`` (k-means),
 ``loss`` (assignment + YOLO loss), ``decode``, ``trainer``, ``metrics`` (VOC07 / VOC / COCO AP),
-``metric_figures``, ``pictures``, ``report``, ``config``, ``splits``, ``timing``, ``pipeline`` (the run),
+``metric_figures``, ``pictures``, ``report``, ``config``, ``splits``, ``pipeline`` (the run),
 ``predictor`` (a checkpoint as a :class:`~cnnlab.tasks.detect.predictor.Detector`), ``faces`` (the pretrained
 Tiny-YOLOv2 face detector), ``ladder`` (localisation, landmarks, sliding windows).
 """

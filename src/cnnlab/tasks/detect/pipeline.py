@@ -34,9 +34,8 @@ from cnnlab.tasks.detect.anchors import anchor_fit, describe_anchor_fit, kmeans_
 from cnnlab.tasks.detect.config import DetectRunConfig
 from cnnlab.tasks.detect.report import write_detection_evaluation
 from cnnlab.tasks.detect.splits import named_splits
-from cnnlab.tasks.detect.timing import TimeEstimate
 from cnnlab.tasks.detect.trainer import DetectionTrainer
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 
 BACKBONE_WEIGHTS = {"efficientnet_lite0": "efficientnet_lite0.imagenet"}
 """The ImageNet weights ``backbone_weights: auto`` loads per backbone, when the file is found."""
@@ -273,12 +272,7 @@ def _train(
     trainer = DetectionTrainer(
         model,
         cfg,
-        callbacks=[
-            ProgressBar(console=console),
-            RunLogger(run),
-            Checkpointer(run, cfg.monitor, extra=lambda: meta),
-            TimeEstimate(console, run),
-        ],
+        callbacks=run_callbacks(run, console, cfg.monitor, lambda: meta),
         class_names=names,
         score_threshold=det.score_threshold,
         iou_threshold=det.iou_threshold,

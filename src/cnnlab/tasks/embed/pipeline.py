@@ -38,7 +38,7 @@ from cnnlab.tasks.embed.evaluate import write_embedding_evaluation
 from cnnlab.tasks.embed.people import PeopleSplit, split_people
 from cnnlab.tasks.embed.sampler import PeopleBatches, trainable_people
 from cnnlab.tasks.embed.trainer import EmbeddingTrainer
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 
 PRESENTATIONS = 6000
 """Image presentations a default run aims at (ORL's 150 training images: 40 epochs)."""
@@ -215,7 +215,7 @@ def _train(
     trainer = EmbeddingTrainer(
         model,
         cfg,
-        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)],
+        callbacks=run_callbacks(run, console, cfg.monitor, lambda: meta),
         mining=emb.mining,
         margin=emb.margin,
     )

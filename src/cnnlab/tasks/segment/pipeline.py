@@ -30,7 +30,7 @@ from cnnlab.tasks.segment.losses import LOSSES
 from cnnlab.tasks.segment.metrics import class_key, confusion, per_image_scores, scores_from_confusion
 from cnnlab.tasks.segment.model import build_model
 from cnnlab.tasks.segment.trainer import SegmentationTrainer
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 
 
 def train_transform(
@@ -164,7 +164,7 @@ def _train(
         model,
         cfg,
         loss_fn=LOSSES.get(seg.loss),
-        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)],
+        callbacks=run_callbacks(run, console, cfg.monitor, lambda: meta),
         class_names=names,
         tile=seg.tile if unpadded else None,
         margin=seg.margin,

@@ -32,7 +32,7 @@ from cnnlab.tasks.sequence.evaluate import write_sequence_evaluation
 from cnnlab.tasks.sequence.figures import plot_signal_samples
 from cnnlab.tasks.sequence.predictor import SequenceModel
 from cnnlab.tasks.sequence.sources import Splits, load_splits, source_kind
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 from cnnlab.train.trainer import Trainer
 
 
@@ -143,7 +143,7 @@ def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Conso
     trainer = Trainer(
         model,
         cfg,
-        callbacks=[ProgressBar(console=console), RunLogger(run), Checkpointer(run, cfg.monitor, extra=lambda: meta)],
+        callbacks=run_callbacks(run, console, cfg.monitor, lambda: meta),
     )
     resume_from(trainer, checkpoint, run, console)
     _write_overview(run, model, train, prepare, plan)

@@ -51,7 +51,7 @@ from cnnlab.data.volumes import (
 )
 from cnnlab.models import create_model
 from cnnlab.report.figures import save_figure, subplots
-from cnnlab.train.callbacks import Checkpointer, ProgressBar, RunLogger
+from cnnlab.train.callbacks import run_callbacks
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Batch, Callback, Logs, Trainer
 
@@ -531,7 +531,7 @@ def train_volume_segmentation(
             batch_norm=config.batch_norm,
         )
         meta = {"config": to_dict(config), "task": "sequence", "kind": "volume-segmentation", "classes": list(CLASSES)}
-        callbacks = [ProgressBar(console=console), RunLogger(run), Checkpointer(run, "loss", extra=lambda: meta)]
+        callbacks = run_callbacks(run, console, "loss", lambda: meta)
         trainer = VolumeSegmentTrainer(model, train_cfg, callbacks=callbacks)
         held = split.held
         ranges = [[r.start, r.stop] for r in split.train]
