@@ -301,6 +301,9 @@ def test_misspelled_named_dataset_suggests_the_name(tmp_path: Path, monkeypatch:
         resolve_source("fashion_mnist")
     (tmp_path / "fashion_mnist").mkdir()  # a real folder of that name is read as a path
     assert resolve_source("fashion_mnist") == (Path("fashion_mnist"), None)
+    with pytest.raises(DataError, match=r"no folder named 'cifar10' here, and no dataset cnnlab knows by that name"):
+        resolve_source("cifar10")  # it said "no such file or folder"; now the names it knows and --data-dir
+    assert resolve_source("photos/cats") == (Path("photos/cats"), None)  # a path: the reader says it is missing
 
 
 @pytest.mark.parametrize("size", [0, -5, 1, 100_000, (32, 0), 2.5])

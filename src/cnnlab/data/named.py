@@ -72,6 +72,13 @@ def resolve_source(source: str, data_dir: str | Path | None = None) -> tuple[Pat
                 fix=f"did you mean '{close[0]}'? (named datasets: {', '.join(NAMED_DATASETS)}; "
                 "or pass a folder, .npz or .csv)",
             )
+        if not path.exists() and len(path.parts) == 1 and not path.suffix:  # a name, not a mistyped path
+            raise DataError(
+                f"no folder named '{source}' here, and no dataset cnnlab knows by that name",
+                where="--data",
+                fix=f"pass a folder of class folders, a .npz or a .csv; named datasets: {', '.join(NAMED_DATASETS)} "
+                "(from --data-dir or $CNNLAB_DATA); a UCR/UEA set by name needs --data-dir holding its folder",
+            )
         return path, None
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / named.name
