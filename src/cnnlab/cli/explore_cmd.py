@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from cnnlab.cli.serve_cmd import is_loopback, listening_socket
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, with_article
 from cnnlab.models import list_models
 
 if TYPE_CHECKING:  # the explorer (and matplotlib) load when the command runs, not with every cnnlab command
@@ -40,7 +40,7 @@ def load_subject(target: str) -> Subject:
         task, predictor = load_trained(path)  # a missing or damaged run is one error line naming it
         if task.name != "classify":
             raise ConfigError(
-                f"{target} is a {task.name} run; cnnlab explore shows classifiers",
+                f"{target} is {with_article(task.name)} run; cnnlab explore shows classifiers",
                 where="RUN_OR_MODEL",
                 fix="explore a `cnnlab train` classification run, or a zoo classifier's name",
             )

@@ -61,3 +61,12 @@ class RunDirError(CnnlabError, OSError):
 
 class TrainingError(CnnlabError, RuntimeError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an", for messages that name a task or a type.
+
+    >>> with_article("embed"), with_article("detect")
+    ('an embed', 'a detect')
+    """
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, with_article
 from cnnlab.models import create_model, model_entry
 
 
@@ -81,7 +81,7 @@ def zoo_subject(name: str) -> Subject:
     entry = model_entry(name)
     if entry.task != "classify":
         raise ConfigError(
-            f"'{name}' is a {entry.task} model; cnnlab explore shows classifiers",
+            f"'{name}' is {with_article(entry.task)} model; cnnlab explore shows classifiers",
             where="RUN_OR_MODEL",
             fix="pick a classifier from `cnnlab models`, or a run folder of `cnnlab train`",
         )

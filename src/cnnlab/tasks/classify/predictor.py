@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.core.errors import ConfigError, WeightsError
+from cnnlab.core.errors import ConfigError, WeightsError, with_article
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.images import Fit, read_image
 from cnnlab.data.preprocess import load_image, preprocess_image
@@ -168,7 +168,9 @@ def load_pretrained(model_name: str, weights: str | Path) -> Classifier:
     """
     entry = model_entry(model_name)
     if entry.task != "classify":
-        raise ConfigError(f"'{model_name}' is a {entry.task} model", where="--model", fix="pick a classifier")
+        raise ConfigError(
+            f"'{model_name}' is {with_article(entry.task)} model", where="--model", fix="pick a classifier"
+        )
     path, spec = resolve_weights(weights)
     model = create_model(model_name, weights=path).eval()
     if spec is not None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cnnlab.core.config import save_yaml, to_dict
-from cnnlab.core.errors import ConfigError, DataError, WeightsError
+from cnnlab.core.errors import ConfigError, DataError, WeightsError, with_article
 from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
 from cnnlab.data.boxes import BoxDataset, read_boxes
@@ -181,7 +181,7 @@ def run_detection(
     console = console or Console()
     if model_entry(config.model.name).task != "detect":
         raise ConfigError(
-            f"'{config.model.name}' is a {model_entry(config.model.name).task} model",
+            f"'{config.model.name}' is {with_article(model_entry(config.model.name).task)} model",
             where="--model",
             fix="use a detector: cnnlab models --task detect",
         )

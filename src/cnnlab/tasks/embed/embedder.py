@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, with_article
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.images import Fit, read_image, resize_image
 from cnnlab.models import create_model
@@ -91,7 +91,7 @@ class Embedder:
         state = load_checkpoint(checkpoint)
         if state.get("task") != "embed":
             raise ConfigError(
-                f"this checkpoint is a {state.get('task') or 'classify'} model, not an embedder",
+                f"this checkpoint is {with_article(state.get('task') or 'classify')} model, not an embedder",
                 where=str(checkpoint),
                 fix="pass a run of cnnlab train --task embed, or dlib_resnet29",
             )

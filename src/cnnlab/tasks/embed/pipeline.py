@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cnnlab.core.config import from_dict, replace, save_yaml, to_dict
-from cnnlab.core.errors import ConfigError, DataError
+from cnnlab.core.errors import ConfigError, DataError, with_article
 from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint, save_checkpoint
 from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
 from cnnlab.data.datasets import Dataset, load_image_folder
@@ -110,7 +110,9 @@ def check_backbone(name: str) -> None:
         )
     if entry.task != "classify":
         raise ConfigError(
-            f"'{name}' is a {entry.task} model", where="--model", fix="use a classifier backbone: cnnlab models"
+            f"'{name}' is {with_article(entry.task)} model",
+            where="--model",
+            fix="use a classifier backbone: cnnlab models",
         )
 
 

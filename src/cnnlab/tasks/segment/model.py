@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.core.errors import ConfigError
+from cnnlab.core.errors import ConfigError, with_article
 from cnnlab.models import create_model
 
 
@@ -20,7 +20,7 @@ def build_model(name: str, num_classes: int, in_chans: int, options: dict[str, A
 
     if model_entry(name).task != "segment":
         raise ConfigError(
-            f"'{name}' is a {model_entry(name).task} model", where="--model", fix="use unet or unet_lite0"
+            f"'{name}' is {with_article(model_entry(name).task)} model", where="--model", fix="use unet or unet_lite0"
         )
     try:
         return create_model(name, num_classes=num_classes, in_chans=in_chans, **extra, **options)
