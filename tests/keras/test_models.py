@@ -239,7 +239,8 @@ def test_callbacks_see_keras_logs_and_control_the_learning_rate_and_stopping() -
         ],
     )
     assert history.epoch == [0, 1]  # stopped through model.stop_training
-    assert logs_seen[0] == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}  # Keras' names
+    # Keras 3.15's names: compiled with metrics=["acc"], it logs acc and val_acc (checked with real Keras)
+    assert logs_seen[0] == {"loss", "acc", "val_loss", "val_acc", "learning_rate"}
     assert model.optimizer.learning_rate == pytest.approx(0.025)  # two halvings, in the live torch optimizer
     torch_lr = model.optimizer.build(model.parameters()).param_groups[0]["lr"]
     assert torch_lr == pytest.approx(0.025)
@@ -300,3 +301,41 @@ def test_on_batch_methods_and_get_layer_as_keras() -> None:
     assert a.get_layer("flatten") is a.layers[2] and a.get_layer(index=-1) is a.layers[-1]
     with pytest.raises(ConfigError, match="did you mean 'flatten'"):
         a.get_layer("flaten")
+
+
+def test_accuracy_is_logged_as_compiled_acc_or_accuracy() -> None:
+    """Real Keras 3.15: metrics=['acc'] gives history keys acc / val_acc (Chollet's `history.history['acc']`),
+    metrics=['accuracy'] gives accuracy / val_accuracy; a monitor in either spelling finds it."""
+    x, y = _bars(16)
+    for spelling in ("acc", "accuracy"):
+        model = _convnet(2)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=[spelling])
+        stop = callbacks.EarlyStopping(monitor="val_accuracy", patience=5)
+        history = model.fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[stop])
+        assert list(history.history) == ["loss", spelling, "val_loss", f"val_{spelling}"]
+        assert model.metrics_names == ["loss", spelling]
+        assert list(model.evaluate(x, y, verbose=0, return_dict=True)) == ["loss", spelling]
+        assert stop.best is not None  # it saw the monitored value
+
+
+def test_keras_2_generator_methods_and_float_steps_run_with_tensorflows_warning() -> None:
+    """Course code from the Keras 2 days: fit_generator / evaluate_generator / predict_generator (TensorFlow's
+    Keras warned, Keras 3 dropped them), steps_per_epoch=len(x) / 32 (a float), and predict_classes (removed in
+    TF 2.6: an error naming what replaced it)."""
+    from cnnlab.keras.preprocessing.image import ImageDataGenerator
+
+    x, y = _bars(16)
+    model = _convnet(2)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    flow = ImageDataGenerator().flow(x, y, batch_size=8, shuffle=False)
+    with pytest.warns(DeprecationWarning, match=r"`Model.fit_generator` is deprecated.*use `Model.fit`"):
+        history = model.fit_generator(flow, steps_per_epoch=len(x) / 8, epochs=1, verbose=0)
+    assert history.params["steps"] == 2
+    with pytest.warns(DeprecationWarning, match="evaluate_generator"):
+        scores = model.evaluate_generator(flow, steps=2, verbose=0)
+    assert scores == pytest.approx(model.evaluate(x, y, verbose=0), abs=1e-6)
+    with pytest.warns(DeprecationWarning, match="predict_generator"):
+        outputs = model.predict_generator(flow, steps=2, verbose=0)
+    np.testing.assert_allclose(outputs, model.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"predict_classes was removed.*np.argmax\(model.predict\(x\), axis=-1\)"):
+        model.predict_classes(x)

@@ -38,9 +38,22 @@ _RENAMED = {"acc": "accuracy", "val_acc": "val_accuracy"}
 _DROPPED = frozenset({"epoch", "lr", "time_s"})  # the Trainer's bookkeeping, not metrics Keras logs
 
 
-def keras_logs(logs: Logs) -> dict[str, float]:
-    """A Trainer epoch's logs under Keras' names (metric results other than accuracy keep theirs)."""
-    return {_RENAMED.get(k, k): float(v) for k, v in logs.items() if k not in _DROPPED}
+def keras_logs(logs: Logs, accuracy: str = "accuracy") -> dict[str, float]:
+    """A Trainer epoch's logs under Keras' names: accuracy as compiled (``metrics=['acc']`` logs ``acc`` and
+    ``val_acc``, as Keras 3 does; ``'accuracy'`` logs ``accuracy``); other metric results keep their names.
+
+    >>> keras_logs({"loss": 0.5, "acc": 0.75, "val_acc": 0.7}, accuracy="acc")
+    {'loss': 0.5, 'acc': 0.75, 'val_acc': 0.7}
+    """
+    renamed = {"acc": accuracy, "val_acc": f"val_{accuracy}"}
+    return {renamed.get(k, k): float(v) for k, v in logs.items() if k not in _DROPPED}
+
+
+def accuracy_name(model: Any) -> str:
+    """How the compiled ``model`` spells accuracy in its logs: ``acc`` when compiled with ``metrics=['acc']``."""
+    compiled = getattr(model, "_keras", None)
+    names = [m.name for m in getattr(compiled, "metrics", ())]
+    return "acc" if "acc" in names else "accuracy"
 
 
 def monitor_name(monitor: str) -> str:
@@ -59,6 +72,8 @@ def _mode(mode: str, monitor: str, where: str) -> str:
 def _monitored(logs: dict[str, float], monitor: str, who: str) -> float | None:
     """The monitored value, or None with Keras' warning naming the keys the logs do have."""
     value = logs.get(monitor)
+    if value is None and monitor.endswith("accuracy"):  # compiled with metrics=['acc']: the logs say acc
+        value = logs.get(monitor.removesuffix("accuracy") + "acc")
     if value is None:
         warnings.warn(
             f"{who} is conditioned on metric `{monitor}` which is not available. "
@@ -143,13 +158,13 @@ class _KerasCallbacks(TrainerCallback):
     def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
         if not self._per_batch:
             return
-        running = {"loss": trainer.running_mean("loss"), "accuracy": trainer.running_mean("acc")}
+        running = {"loss": trainer.running_mean("loss"), accuracy_name(self.model): trainer.running_mean("acc")}
         for callback in self._per_batch:
             callback.on_train_batch_end(trainer.step_in_epoch - 1, dict(running))
         self._stop_if_asked(trainer)
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
-        epoch_logs = keras_logs(logs)
+        epoch_logs = keras_logs(logs, accuracy_name(self.model))
         for callback in self.callbacks:
             callback.on_epoch_end(logs["epoch"] - 1, epoch_logs)  # one dict: callbacks may add to it, as in Keras
         self.history.append(epoch_logs)

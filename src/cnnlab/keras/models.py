@@ -44,6 +44,7 @@ import dataclasses
 import difflib
 import json
 import math
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ from cnnlab.keras import metrics as keras_metrics
 from cnnlab.keras import mixed_precision
 from cnnlab.keras import optimizers as keras_optimizers
 from cnnlab.keras.applications import Application
-from cnnlab.keras.callbacks import Callback, keras_logs, to_trainer_callback
+from cnnlab.keras.callbacks import Callback, accuracy_name, keras_logs, to_trainer_callback
 from cnnlab.keras.layers import KerasLayer, _as_plain, channels_first, channels_last, keras_shape, layer_from_config
 from cnnlab.keras.layers import Layer as CustomLayer
 from cnnlab.keras.saving import get_registered_name, get_registered_object
@@ -241,6 +242,13 @@ def _sample_weights(sample_weight: Any, n: int, what: str) -> torch.Tensor:
     return torch.from_numpy(weights.astype(np.float32))
 
 
+_GENERATOR_WARNING = (
+    "`Model.{name}_generator` is deprecated and will be removed in a future version. "
+    "Please use `Model.{name}`, which supports generators."
+)
+"""TensorFlow's Keras 2 warning for the ``*_generator`` methods, word for word."""
+
+
 class _GeneratorSource:
     """A Keras generator as a batch source: ``steps`` batches per epoch, from an indexable sequence
     (``data[i]``, then ``data.on_epoch_end()``, as ``keras.utils.Sequence`` and ``ImageDataGenerator.flow``)
@@ -256,8 +264,10 @@ class _GeneratorSource:
                     fix="pass steps_per_epoch (validation_steps, steps) = samples // batch_size",
                 )
             steps = len(data)
-        if not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"{what}: the number of steps must be an int >= 1. Received: {steps!r}")
+        if isinstance(steps, float) and math.isfinite(steps) and steps > 0:
+            steps = math.ceil(steps)  # Keras 2's `steps_per_epoch=len(x) / 32`: its loop ran while steps < that
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"{what}: the number of steps must be a number >= 1. Received: {steps!r}")
         self.steps = steps
         self._iterator = None if self.indexable else iter(data)
         self._pending: list[Batch] = []
@@ -467,7 +477,7 @@ class _KerasModel:
         as Keras' ``metrics=`` are."""
         compiled = self._keras_compiled("evaluate")
         source = self._evaluation_source(x, y, batch_size, steps, "evaluate", sample_weight)
-        result = keras_logs(self._trainer(compiled.config, []).evaluate(source))
+        result = keras_logs(self._trainer(compiled.config, []).evaluate(source), accuracy_name(self))
         if verbose:
             print(f"{len(source)}/{len(source)} - " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
@@ -502,6 +512,30 @@ class _KerasModel:
             source = cs._loader(inputs, torch.zeros(len(inputs)), batch_size or config.eval_batch_size)
         out = self._trainer(config, []).predict(source).numpy()
         return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+
+    def fit_generator(self, generator: Any, *args: Any, **kwargs: Any) -> History:
+        """Keras 2's name for ``fit`` on a generator (TensorFlow's Keras warned it was deprecated; Keras 3 removed
+        it): the same as ``fit(generator, ...)``, with TensorFlow's warning."""
+        warnings.warn(_GENERATOR_WARNING.format(name="fit"), DeprecationWarning, stacklevel=2)
+        return self.fit(generator, *args, **kwargs)
+
+    def evaluate_generator(self, generator: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras 2's ``evaluate_generator``: ``evaluate(generator, ...)``, with TensorFlow's warning."""
+        warnings.warn(_GENERATOR_WARNING.format(name="evaluate"), DeprecationWarning, stacklevel=2)
+        return self.evaluate(generator, *args, **kwargs)
+
+    def predict_generator(self, generator: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Keras 2's ``predict_generator``: ``predict(generator, ...)``, with TensorFlow's warning."""
+        warnings.warn(_GENERATOR_WARNING.format(name="predict"), DeprecationWarning, stacklevel=2)
+        return self.predict(generator, *args, **kwargs)
+
+    def predict_classes(self, x: Any, *args: Any, **kwargs: Any) -> None:
+        """Removed from Keras in TensorFlow 2.6: an error that says what replaced it."""
+        raise ConfigError(
+            "predict_classes was removed from Keras (TensorFlow 2.6)",
+            fix="np.argmax(model.predict(x), axis=-1) for a softmax output, "
+            "(model.predict(x) > 0.5).astype('int32') for a sigmoid one",
+        )
 
     def train_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None, return_dict: bool = False
@@ -561,7 +595,7 @@ class _KerasModel:
     def metrics_names(self) -> list[str]:
         """``['loss', 'accuracy', ...]``: the names ``evaluate`` returns values for."""
         compiled = self._keras_compiled("metrics_names")
-        return ["loss", *keras_logs({_log_key(m): 0.0 for m in compiled.metrics})]
+        return ["loss", *keras_logs({_log_key(m): 0.0 for m in compiled.metrics}, accuracy_name(self))]
 
     # ----- building and data ---------------------------------------------------------------------
     def build(self, input_shape: Sequence[int | None]) -> tuple[int, ...]:
