@@ -24,8 +24,7 @@ from cnnlab import explain as xai
 from cnnlab.cli.options import DEVICE_HELP, use_device
 from cnnlab.core.errors import ConfigError
 from cnnlab.core.rundir import atomic_write_text
-from cnnlab.data.datasets import expand_image_paths
-from cnnlab.data.images import image_files
+from cnnlab.data.images import expand_image_paths, image_files
 from cnnlab.explain import maximise, units
 from cnnlab.runtime.device import current_device, placed_on
 from cnnlab.tasks.classify.predictor import Classifier, load_classifier, load_pretrained

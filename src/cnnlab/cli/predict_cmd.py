@@ -34,7 +34,7 @@ def predict(
     """Classify images: `cnnlab predict CHECKPOINT IMAGE... [--tta flip] [--ensemble CKPT]` or
     `cnnlab predict --model efficientnet_lite0 --weights FILE IMAGE...`. A segmentation checkpoint writes
     <stem>_mask.png and <stem>_overlay.png into --out; a detection checkpoint writes <stem>_boxes.jpg."""
-    from cnnlab.data.datasets import expand_image_paths
+    from cnnlab.data.images import expand_image_paths
     from cnnlab.runtime.inference import check_inference_options
     from cnnlab.tasks import PredictOptions, task_of
     from cnnlab.tasks.base import checkpoint_of

@@ -41,7 +41,6 @@ from cnnlab.data.images import (
     MAX_PIXELS,
     Fit,
     check_image_size,
-    image_files,
     image_info,
     is_image_file,
     is_jpeg,
@@ -774,26 +773,6 @@ def _resize_array(array: np.ndarray, size: tuple[int, int], resample: Image.Resa
     image = Image.fromarray(array[..., 0] if squeeze else array)
     out = np.asarray(image.resize((size[1], size[0]), resample))
     return out[..., None] if squeeze else out
-
-
-def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
-    """``paths`` with each folder replaced by its image files (what ``cnnlab predict RUN photos/`` means).
-
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> for name in ("b/10.png", "b/2.png", "b/notes.txt"):
-    ...     (folder / name).parent.mkdir(exist_ok=True)
-    ...     _ = (folder / name).write_bytes(b"")
-    >>> [p.name for p in expand_image_paths([folder / "b", folder / "x.jpg"])]
-    ['2.png', '10.png', 'x.jpg']
-    """
-    found: list[Path] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(path)
-            continue
-        found.extend(image_files(path, where=str(path)))
-    return found
 
 
 def open_source(

@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from cnnlab.core.errors import DataError
-from cnnlab.data.images import image_info, is_image_file
+from cnnlab.data.images import image_info, list_image_files
 
 
 def choose_image_size(sides: list[int], largest: int = 224) -> int:
@@ -23,17 +23,15 @@ def choose_image_size(sides: list[int], largest: int = 224) -> int:
     return max(16, min(largest, round(median / 8) * 8))
 
 
-def folder_image_sizes(folder: Path) -> list[tuple[int, int]]:
-    """``(width, height)`` of every image file under ``folder`` (unreadable ones are left to the loader, which
-    names them)."""
+def size_for_folder(folder: Path, largest: int = 224) -> tuple[int, str] | None:
+    """``(side, the log line saying so)`` for the images under ``folder`` when they differ in size (see
+    :func:`choose_image_size`), else ``None``; unreadable files are left to the loader, which names them."""
     sizes = []
-    for file in sorted(f for f in folder.rglob("*") if is_image_file(f)):
+    for file in list_image_files(folder):
         with contextlib.suppress(DataError):
             sizes.append(image_info(file)[0])
-    return sizes
-
-
-def size_note(side: int, sizes: list[tuple[int, int]]) -> str:
-    """The log line for a chosen side."""
+    if len(set(sizes)) <= 1:
+        return None
+    side = choose_image_size([min(size) for size in sizes], largest)
     shortest, longest = min(min(s) for s in sizes), max(max(s) for s in sizes)
-    return f"image size {side}x{side}: the images range from {shortest} to {longest} px (--img-size sets it)"
+    return side, f"image size {side}x{side}: the images range from {shortest} to {longest} px (--img-size sets it)"

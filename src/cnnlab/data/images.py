@@ -120,6 +120,26 @@ def image_files(folder: Path, where: str = "--data") -> list[Path]:
     return images
 
 
+def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its image files (what ``cnnlab predict RUN photos/`` means).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("b/10.png", "b/2.png", "b/notes.txt"):
+    ...     (folder / name).parent.mkdir(exist_ok=True)
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.name for p in expand_image_paths([folder / "b", folder / "x.jpg"])]
+    ['2.png', '10.png', 'x.jpg']
+    """
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        found.extend(image_files(path, where=str(path)))
+    return found
+
+
 def _open(path: Path, max_pixels: int) -> Image.Image:
     """Open (header only) with the bomb guard, raising DataError with the path on any failure."""
     try:

@@ -128,6 +128,7 @@ class _KerasCallbacks(TrainerCallback):
     def __init__(self, callbacks: Sequence[Callback], model: Any) -> None:
         self.callbacks = list(callbacks)
         self.model = model
+        self.accuracy = accuracy_name(model)  # compiled before fit: how its logs spell accuracy
         self.history: list[dict[str, float]] = []
         self._per_batch = [c for c in self.callbacks if _wants_batches(c)]
         for callback in self.callbacks:
@@ -158,13 +159,13 @@ class _KerasCallbacks(TrainerCallback):
     def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
         if not self._per_batch:
             return
-        running = {"loss": trainer.running_mean("loss"), accuracy_name(self.model): trainer.running_mean("acc")}
+        running = {"loss": trainer.running_mean("loss"), self.accuracy: trainer.running_mean("acc")}
         for callback in self._per_batch:
             callback.on_train_batch_end(trainer.step_in_epoch - 1, dict(running))
         self._stop_if_asked(trainer)
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
-        epoch_logs = keras_logs(logs, accuracy_name(self.model))
+        epoch_logs = keras_logs(logs, self.accuracy)
         for callback in self.callbacks:
             callback.on_epoch_end(logs["epoch"] - 1, epoch_logs)  # one dict: callbacks may add to it, as in Keras
         self.history.append(epoch_logs)

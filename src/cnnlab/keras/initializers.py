@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ def compute_fans(shape: Sequence[int]) -> tuple[float, float]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(ABC):
     """The base: ``init(shape, dtype=None)`` returns a float32 tensor of ``shape``; ``get_config()`` its arguments."""
 
     def __call__(self, shape: Sequence[int], dtype: Any = None) -> torch.Tensor:
@@ -53,8 +54,9 @@ class Initializer:
             raise ConfigError(f"{type(self).__name__}: dtype={dtype!r} is not supported", fix="float32 weights only")
         return self._values(tuple(int(n) for n in shape))
 
+    @abstractmethod
     def _values(self, shape: tuple[int, ...]) -> torch.Tensor:
-        raise NotImplementedError
+        """The values, float32, of ``shape`` (checked by ``__call__``)."""
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments (Keras' ``get_config``)."""

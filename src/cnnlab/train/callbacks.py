@@ -210,7 +210,7 @@ class TimeEstimate(Callback):
     :data:`MIN_PRINTED_MINUTES` or more): seconds per step (after warm-up steps) x steps per epoch x epochs left.
 
     >>> estimate = TimeEstimate(Console(file=None), None, warmup=0, measure=2)
-    >>> estimate.describe(0.6, 10, 3, 1)
+    >>> estimate.describe(0.6, 10, 3, 1)[1]
     'about 0.3 min: 0.60 s/step x 10 steps x 3 epochs (epoch 1 on; validation not included)'
     """
 
@@ -233,18 +233,19 @@ class TimeEstimate(Callback):
             self._start = time.perf_counter()
         if self._start is not None and self._seen == self.warmup + self.measure:
             per_step = (time.perf_counter() - self._start) / self.measure
-            line = self.describe(per_step, self._steps, self._epochs, trainer.epoch + 1)
-            if per_step * self._steps * (self._epochs - trainer.epoch) >= MIN_PRINTED_MINUTES * 60:
+            minutes, line = self.describe(per_step, self._steps, self._epochs, trainer.epoch + 1)
+            if minutes >= MIN_PRINTED_MINUTES:
                 self.console.print(f"Time estimate: {line}")
             if self.run is not None:
                 self.run.log(f"time estimate: {line}")
             self._done = True
 
     @staticmethod
-    def describe(per_step: float, steps: int, epochs: int, first_epoch: int) -> str:
+    def describe(per_step: float, steps: int, epochs: int, first_epoch: int) -> tuple[float, str]:
+        """``(minutes, the sentence)`` for the epochs from ``first_epoch`` on."""
         left = epochs - first_epoch + 1
         minutes = per_step * steps * left / 60
-        return (
+        return minutes, (
             f"about {minutes:.1f} min: {per_step:.2f} s/step x {steps} steps x {left} epochs "
             f"(epoch {first_epoch} on; validation not included)"
         )

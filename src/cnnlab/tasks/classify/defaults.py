@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 from cnnlab.core.config import replace
-from cnnlab.data.image_sizes import choose_image_size, folder_image_sizes, size_note
+from cnnlab.data.image_sizes import size_for_folder
 from cnnlab.data.named import resolve_source
 from cnnlab.tasks.classify.config import RunConfig
 
@@ -60,11 +60,10 @@ def image_size_from_files(config: RunConfig) -> tuple[RunConfig, list[str]]:
     path, _ = resolve_source(config.data.source, config.data.data_dir)
     if not path.is_dir():
         return config, []
-    sizes = folder_image_sizes(path)
-    if len(set(sizes)) <= 1:
+    chosen = size_for_folder(path)
+    if chosen is None:
         return config, []
-    side = choose_image_size([min(size) for size in sizes])
-    note = size_note(side, sizes)
+    side, note = chosen
     return replace(config, data=replace(config.data, img_size=side)), [note]
 
 

@@ -19,7 +19,7 @@ from cnnlab.core.rundir import RunDir, atomic_write_text
 from cnnlab.data.augment import Compose, Normalize, RandomCrop
 from cnnlab.data.datasets import Dataset, load_segmentation
 from cnnlab.data.elastic import ElasticDeform
-from cnnlab.data.image_sizes import choose_image_size, folder_image_sizes, size_note
+from cnnlab.data.image_sizes import size_for_folder
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.presets import PRESETS
 from cnnlab.tasks.base import resume_from, timed_fit
@@ -103,11 +103,11 @@ def size_from_images(config: SegmentRunConfig) -> tuple[SegmentRunConfig, list[s
     folder = Path(config.data.source or "")
     if config.data.img_size is not None or not config.data.source or not folder.is_dir():
         return config, []
-    sizes = folder_image_sizes(folder)
-    if len(set(sizes)) <= 1:
+    chosen = size_for_folder(folder, largest=LARGEST_SIDE)
+    if chosen is None:
         return config, []
-    side = choose_image_size([min(size) for size in sizes], largest=LARGEST_SIDE)
-    return replace(config, data=replace(config.data, img_size=side)), [size_note(side, sizes)]
+    side, note = chosen
+    return replace(config, data=replace(config.data, img_size=side)), [note]
 
 
 def name_of(config: SegmentRunConfig) -> str:
