@@ -48,6 +48,24 @@ def test_truncated_normals_are_cut_at_two_standard_deviations_of_the_asked_std()
     assert float(he.abs().max()) <= 2 * std + 1e-6
 
 
+@pytest.mark.parametrize("name", ["he_normal", "glorot_normal", "HeNormal"])
+@pytest.mark.parametrize("layer", ["Conv2D", "Dense"])
+def test_a_normal_initializer_by_name_draws_keras_truncated_normal(name: str, layer: str) -> None:
+    """By name as by object: Keras 3.15 drew std 0.0834, |w| <= 0.1894 for Conv2D(64, 3, 'he_normal') on 32
+    channels (cut at 2 untruncated std); torch's kaiming_normal_ has the same std but tails to ~4 std."""
+    fan_in, fan_out, shape = (9 * 32, 9 * 64, (28, 28, 32)) if layer == "Conv2D" else (288, 64, (288,))
+    make = (
+        layers.Conv2D(64, 3, kernel_initializer=name)
+        if layer == "Conv2D"
+        else layers.Dense(64, kernel_initializer=name)
+    )
+    torch.manual_seed(0)
+    kernel = Sequential([layers.Input(shape), make]).layers[0].get_weights()[0]
+    std = math.sqrt(2 / fan_in) if name.lower().startswith("he") else math.sqrt(2 / (fan_in + fan_out))
+    assert float(kernel.std()) == pytest.approx(std, rel=0.04)
+    assert float(np.abs(kernel).max()) <= 2 * std / initializers.TRUNCATED_STD + 1e-6
+
+
 def test_seeds_repeat_and_constants_identity_orthogonal() -> None:
     a, b = initializers.glorot_uniform(seed=0)(SHAPE), initializers.glorot_uniform(seed=0)(SHAPE)
     assert torch.equal(a, b) and not torch.equal(a, initializers.glorot_uniform(seed=1)(SHAPE))

@@ -49,7 +49,7 @@ from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.core.registry import Registry
 from cnnlab.keras import initializers
 from cnnlab.keras import preprocessing_layers as pl
-from cnnlab.layers.base import INITIALIZERS, Shape
+from cnnlab.layers.base import Shape
 
 #: Every Keras layer class by name: saved models are rebuilt through it.
 KERAS_LAYERS: Registry[type[KerasLayer]] = Registry("Keras layer")
@@ -88,14 +88,18 @@ _UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
     "tensor": ((None,), "call layers on Input(shape=...)"),
 }
 KERNEL_INITIALIZER_ARGS = ("kernel_initializer", "depthwise_initializer")
+DRAWN_AS_KERAS = ("glorot_uniform", "he_uniform")
+"""The initializer names cnnlab's layers draw exactly as Keras does; the normal ones (``'he_normal'``, ...) come
+from :mod:`cnnlab.keras.initializers`, which truncates at 2 standard deviations as Keras does (torch does not)."""
 
 
 def _kernel_initializer(config: dict[str, Any]) -> Any:
     """The kernel initializer of a Keras ``config`` when cnnlab's layer cannot take it by name (an object such
-    as ``glorot_uniform(seed=0)``, a function, or a name beyond cnnlab's): set on the kernel after the layer
-    builds, and kept in ``config`` in Keras' saved form. ``None`` when the cnnlab layer takes it as it is."""
+    as ``glorot_uniform(seed=0)``, a function, or a name cnnlab's layer draws otherwise): set on the kernel after
+    the layer builds, and kept in ``config`` in Keras' saved form. ``None`` when the cnnlab layer takes it as it
+    is (:data:`DRAWN_AS_KERAS`)."""
     keys = [k for k in KERNEL_INITIALIZER_ARGS if k in config]
-    if not keys or (isinstance(config[keys[0]], str) and config[keys[0]] in INITIALIZERS):
+    if not keys or (isinstance(config[keys[0]], str) and config[keys[0]] in DRAWN_AS_KERAS):
         return None
     init = initializers.get(config[keys[0]])
     if isinstance(init, initializers.Initializer):
