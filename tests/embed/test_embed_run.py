@@ -125,8 +125,10 @@ def test_bad_input_stops_before_a_run_folder(tmp_path: Path, capsys: pytest.Capt
     assert "folder of people" in capsys.readouterr().err
     people = write_people(tmp_path / "people", people=4, photos=3)
     args = ["train", "--task", "embed", "--data", str(people), "--runs-dir", str(tmp_path / "runs")]
-    assert main([*args, "--model", "dlib_resnet29"]) == 2
-    assert "pretrained embedder" in capsys.readouterr().err
+    assert main([*args, "--model", "dlib_resnet29", "--embedding-dim", "16"]) == 2
+    assert "embeds in 128 dimensions" in capsys.readouterr().err
+    assert main([*args, "--model", "unet"]) == 2
+    assert "is a segment model" in capsys.readouterr().err
     assert main([*args, "--masks", "m/"]) == 2  # another task's option
     assert not (tmp_path / "runs").exists()
 
@@ -170,3 +172,67 @@ def test_a_run_yaml_with_part_of_a_section_keeps_the_tasks_defaults(tmp_path: Pa
     assert config.train.lr == 0.01 and config.embed.dim == 32
     assert config.train.monitor == "last" and config.train.epochs is None  # the embed task's, not TrainConfig's
     assert config.embed.mining == "batch_hard" and config.data.val_fraction == 0.25
+
+
+@pytest.fixture
+def weights_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nothing but ``tmp_path/weights`` is searched for the face models (no ``../shared``: the run starts in
+    ``tmp_path``); the folder starts empty."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNLAB_WEIGHTS", str(folder))
+    monkeypatch.delenv("CNNLAB_SHARED_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return folder
+
+
+def test_without_the_pretrained_embedder_the_default_trains_resnet20_and_says_why(weights_here: Path) -> None:
+    people = write_people(weights_here.parent / "people", people=5, photos=4)
+    assert main(["train", "--task", "embed", "--data", str(people), "--epochs", "1", "--runs-dir", "runs"]) == 0
+    log = (weights_here.parent / "runs" / "embed" / "resnet20-1" / "log.txt").read_text()
+    assert "model resnet20 from scratch" in log and "face_recognition_resnet29_dlib_faceapi.pth" in log
+
+
+def test_the_default_fine_tunes_the_pretrained_embedder_found_and_reloads_it(
+    weights_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With dlib's weights file in a searched folder (random values here: the layout is what matters) the default
+    run fine-tunes it at 1e-5 on 150-px RGB chips; the run reloads to the same embeddings."""
+    from cnnlab.models.embed.dlib_resnet import FILE_NAME, DlibResNet29
+
+    torch.manual_seed(0)
+    start = DlibResNet29().state_dict()
+    torch.save(start, weights_here / FILE_NAME)
+    people = write_people(weights_here.parent / "people", people=5, photos=4)
+    args = ["train", "--task", "embed", "--data", str(people), "--epochs", "1", "--runs-dir", "runs"]
+    assert main(args) == 0
+    run = weights_here.parent / "runs" / "embed" / "dlib_resnet29-1"
+    log = (run / "log.txt").read_text()
+    assert "model dlib_resnet29: dlib's pretrained face embedder" in log and "lr 1e-05: fine-tuning" in log
+    assert "input 150x150 RGB" in log
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert state["input_size"] == [3, 150, 150] and state["fit"] == "pad"
+    tuned = state["model"]["net.conv32_down.conv.weight"]
+    assert not torch.equal(tuned, start["conv32_down.conv.weight"])  # trained, from the file's values
+    assert (tuned - start["conv32_down.conv.weight"]).abs().max() < 1e-3  # a small step at 1e-5
+    embedder = Embedder.load(run)
+    photo = sorted((people / "person0").glob("*.png"))[0]
+    vector = embedder.embed_files([photo], faces="none")[0].vector
+    assert vector is not None and float(vector.norm()) == pytest.approx(1.0, abs=1e-5)
+    capsys.readouterr()
+    assert main(["verify", str(photo), str(photo), "--model", str(run), "--faces", "none"]) == 0
+    assert "same person" in capsys.readouterr().out
+    assert main([*args, "--model", "dlib_resnet29", "--lr", "0.001"]) == 0
+    assert "lr 1e-05" not in (weights_here.parent / "runs" / "embed" / "dlib_resnet29-2" / "log.txt").read_text()
+
+
+def test_asking_for_the_pretrained_embedder_without_its_weights_names_where_it_looked(
+    weights_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = write_people(weights_here.parent / "people", people=4, photos=3)
+    args = ["train", "--task", "embed", "--data", str(people), "--model", "dlib_resnet29", "--runs-dir", "runs"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "face_recognition_resnet29_dlib_faceapi.pth not found" in err and str(weights_here) in err
+    assert not (weights_here.parent / "runs").exists()

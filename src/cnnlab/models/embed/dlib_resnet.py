@@ -110,6 +110,8 @@ class DlibResNet29(nn.Module):
     """The embedder: normalised RGB ``(N, 3, H, W)``, sides at least :data:`MIN_SIZE` (150 as trained), to
     ``(N, 128)`` embeddings (not L2-normalised)."""
 
+    gradcam_layer = "conv128_2"  # 8 x 8 on a 150-px chip (the blocks after it are 4 x 4 and 2 x 2: too coarse to show)
+
     def __init__(self) -> None:
         super().__init__()
         self.conv32_down = ConvScale(3, 32, 7, stride=2)

@@ -53,6 +53,26 @@ class EmbeddingNet(nn.Module):
         return F.normalize(self.project(self.dropout(features)), dim=1)
 
 
+class UnitEmbedding(nn.Module):
+    """A pretrained embedder (``net``: images -> vectors, with a ``gradcam_layer``, e.g. dlib's ResNet-29) with its
+    vectors L2-normalised,
+    so it fine-tunes with the same losses, distances and thresholds as :class:`EmbeddingNet`.
+
+    >>> from cnnlab.models.embed.dlib_resnet import DlibResNet29
+    >>> net = UnitEmbedding(DlibResNet29())
+    >>> net.gradcam_layer, round(float(net(torch.rand(1, 3, 150, 150)).norm()), 4)
+    ('net.conv128_2', 1.0)
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.gradcam_layer = f"net.{net.gradcam_layer}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x).float(), dim=1)
+
+
 class SiameseHead(nn.Module):
     """The course's verification head: ``p(same) = sigmoid(w . |f(a) - f(b)| + b)`` on two embeddings.
 

@@ -2,7 +2,7 @@
 
 >>> c = EmbedRunConfig()
 >>> c.model.name, c.embed.dim, c.embed.mining, c.data.val_fraction
-('resnet20', 128, 'batch_hard', 0.25)
+('auto', 128, 'batch_hard', 0.25)
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from cnnlab.train.config import TrainConfig
 DEFAULT_SIDE = 64
 """The input side when the images are at least this large: ORL's 112 x 92 faces at 64 x 64 train an embedder in
 under 2 minutes on 2 cores; 96 px measured no better (docs/faces.md)."""
+
+
+SCRATCH_LR = 3e-3
+"""The peak learning rate of a backbone trained from scratch (``train.lr``'s default)."""
+FINE_TUNE_LR = 1e-5
+"""The peak learning rate of a pretrained embedder, unless ``--lr`` says otherwise: 1e-4 collapsed dlib's
+embedding on ORL within 2 epochs (every distance near 0), 1e-5 improved it (docs/faces.md)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def _default_data() -> DataConfig:
 
 def _default_train() -> TrainConfig:
     """``monitor: last``: the held-out people are the test, so they do not pick the checkpoint (best = last)."""
-    return TrainConfig(epochs=None, batch_size=None, eval_batch_size=256, lr=3e-3, monitor="last")
+    return TrainConfig(epochs=None, batch_size=None, eval_batch_size=256, lr=SCRATCH_LR, monitor="last")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,6 @@ class EmbedRunConfig:
     task: Literal["embed"] = "embed"
     name: str | None = None
     data: DataConfig = field(default_factory=_default_data)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="resnet20"))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="auto"))  # see pipeline.choose_model
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     train: TrainConfig = field(default_factory=_default_train)

@@ -1,7 +1,7 @@
 """An embedder ready to use: a trained run's checkpoint or the pretrained dlib model, with its input
 preparation, its verification threshold and the face front-end in front of it.
 
-``Embedder.load("runs/embed/resnet20-1")`` reads a run (the threshold calibrated on its held-out people
+``Embedder.load("runs/embed/dlib_resnet29-1")`` reads a run (the threshold calibrated on its held-out people
 comes with it); ``Embedder.load("dlib_resnet29")`` the pretrained dlib ResNet-29 from the face weights folder
 (threshold 0.6, dlib's). :meth:`Embedder.embed_files` takes photos: with ``faces="auto"`` (the default of
 ``cnnlab verify`` / ``identify``) each goes through :class:`~cnnlab.tasks.embed.frontend.FaceFrontEnd` first.
@@ -32,9 +32,9 @@ from torch import nn
 from cnnlab.core.errors import ConfigError, with_article
 from cnnlab.core.rundir import load_checkpoint
 from cnnlab.data.images import Fit, read_image, resize_image
-from cnnlab.models import create_model
+from cnnlab.models import create_model, model_entry
 from cnnlab.models.embed.dlib_resnet import DLIB_THRESHOLD, dlib_chip, load_dlib_resnet29
-from cnnlab.models.embed.head import EmbeddingNet
+from cnnlab.models.embed.head import EmbeddingNet, UnitEmbedding
 from cnnlab.tasks.embed.course import COURSE_THRESHOLD
 from cnnlab.tasks.embed.frontend import FaceChip, FaceFrontEnd, FaceMode, needs_detector
 
@@ -184,7 +184,10 @@ class Embedder:
 
 def build_embedding_net(state: dict[str, Any]) -> nn.Module:
     """The network a run's checkpoint holds (weights not loaded): the zoo backbone with its options,
-    wrapped in :class:`~cnnlab.models.embed.head.EmbeddingNet`."""
+    wrapped in :class:`~cnnlab.models.embed.head.EmbeddingNet`, or a fine-tuned pretrained embedder in
+    :class:`~cnnlab.models.embed.head.UnitEmbedding`."""
+    if model_entry(state["model_name"]).task == "embed":  # a fine-tuned pretrained embedder: its own layout
+        return UnitEmbedding(create_model(state["model_name"], pretrained=None))
     options = dict(state.get("model_options") or {})
     dim = int(options.pop("dim", 128))
     dropout = float(options.pop("dropout", 0.0))
