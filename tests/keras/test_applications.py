@@ -69,3 +69,66 @@ def test_the_per_model_modules_and_decode_predictions_read_as_keras():
     assert decoded[1][0] == ("309", "bee", 0.9)
     with pytest.raises(Exception, match=r"shape \(samples, 1000\)"):
         decode_predictions(np.zeros((1, 10)))
+
+
+def test_application_layers_have_keras_names_and_counts():
+    """Keras 3.15 listed 154 layers for MobileNetV2(include_top=False) (``layers[119:121]`` = block_13_pad,
+    block_13_depthwise; the last three Conv_1, Conv_1_bn, out_relu) and 19 for VGG16(include_top=False)."""
+    from cnnlab.keras.applications import VGG16, MobileNetV2
+
+    names = [layer.name for layer in MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3)).layers]
+    assert len(names) == 154 and names[:2] == ["input_layer", "Conv1"]
+    assert names[119:121] == ["block_13_pad", "block_13_depthwise"] and names[-3:] == [
+        "Conv_1",
+        "Conv_1_bn",
+        "out_relu",
+    ]
+    vgg = [layer.name for layer in VGG16(weights=None, include_top=False, input_shape=(32, 32, 3)).layers]
+    assert len(vgg) == 19 and vgg[1:4] == ["block1_conv1", "block1_conv2", "block1_pool"] and vgg[-1] == "block5_pool"
+
+
+def test_the_transfer_notebook_fine_tunes_the_top_of_mobilenet_v2(one_thread):
+    """The course's alpaca notebook: a frozen base, then ``base.trainable = True`` and ``layers[:120]`` frozen
+    again; the frozen layers (BatchNorm's statistics included) do not move, the rest trains. Keras 3.15 left 36
+    trainable weights in the base after the same freezing."""
+    from cnnlab import keras
+    from cnnlab.keras import layers
+    from cnnlab.keras.applications import MobileNetV2
+
+    base = MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None)
+    base.trainable = False
+    inputs = keras.Input(shape=(96, 96, 3))
+    x = keras.Sequential([layers.RandomFlip("horizontal")])(inputs)
+    x = base(x, training=False)
+    outputs = layers.Dense(1)(layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(x)))
+    model = keras.Model(inputs, outputs)
+    assert model.layers[2] is base  # Keras 3.15's index too (TF 2's preprocess_input ops made it layers[4])
+    base.trainable = True
+    for layer in base.layers[:120]:
+        layer.trainable = False
+    assert len(base.trainable_weights) == 36
+    frozen = [w.detach().clone() for layer in base.layers[:120] for w in layer.weights]
+    tuned = [w.detach().clone() for layer in base.layers[120:] for w in layer.weights]
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    images = np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype(np.float32)
+    model.fit(images, np.array([0, 1] * 4, np.float32), epochs=1, batch_size=4, verbose=0)
+    after = [w for layer in base.layers[:120] for w in layer.weights]
+    assert all(torch.equal(a, b) for a, b in zip(frozen, after, strict=True))
+    now = [w for layer in base.layers[120:] for w in layer.weights]
+    moved = [not torch.equal(a, b) for a, b in zip(tuned, now, strict=True)]
+    assert sum(moved) >= 30  # weights and the unfrozen BatchNorms' statistics
+
+
+def test_a_frozen_inner_batchnorm_keeps_its_statistics_while_the_others_learn_theirs(one_thread):
+    from cnnlab.keras.applications import MobileNetV2
+
+    base = MobileNetV2(weights=None, include_top=False, input_shape=(64, 64, 3))
+    first, last = base.layers[2], base.layers[-2]  # bn_Conv1, Conv_1_bn
+    first.trainable = False
+    before = [first.module.running_mean.clone(), last.module.running_mean.clone()]
+    base.train()(torch.rand(2, 3, 64, 64) * 255)
+    assert torch.equal(first.module.running_mean, before[0]) and not torch.equal(last.module.running_mean, before[1])
+    assert not first.module.weight.requires_grad and last.module.weight.requires_grad
+    base.trainable = False
+    base.trainable = True  # as in Keras, the model's flag sets every inner layer's
+    assert first.trainable and first.module.weight.requires_grad

@@ -38,6 +38,7 @@ from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
+from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules
 from cnnlab.keras.layers import KERAS_LAYERS, channels_last
 from cnnlab.layers.base import Layer, Shape
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
@@ -85,6 +86,7 @@ class Application(Layer):
             in_chans=None if shape is None else shape[0],
         )
         self._features: list[nn.Module] | None = None  # the modules include_top=False uses (traced once)
+        self._layers: list[ApplicationLayer] | None = None  # Keras' inner layers, made when first asked for
         family = weight_specs(model)  # the input normalisation of the zoo's weights, with or without them
         mean, std = (family[0].mean, family[0].std) if family else (IMAGENET_MEAN, IMAGENET_STD)
         channels = 3 if shape is None else shape[0]
@@ -110,6 +112,28 @@ class Application(Layer):
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
         self.net.requires_grad_(self._trainable)
+        for layer in self._layers or []:  # as in Keras, the whole model's flag sets every inner layer's
+            layer.trainable = self._trainable
+
+    @property
+    def layers(self) -> list[ApplicationLayer]:
+        """The layers inside, in Keras' order and names for MobileNetV2 (154 without the top), VGG16 and VGG19
+        (torch's module paths for the other nets); ``layer.trainable = False`` freezes one
+        (:mod:`cnnlab.keras.application_layers`).
+
+        >>> base = MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+        >>> base.trainable = True
+        >>> for layer in base.layers[:120]:
+        ...     layer.trainable = False
+        >>> len(base.layers), base.layers[1].name, len(base.trainable_weights)
+        (154, 'Conv1', 36)
+        """
+        if self._layers is None:
+            found = keras_layer_modules(self.model, self.net, self.include_top, self.pooling)
+            self._layers = [ApplicationLayer(name, module) for name, module in found]
+            for layer in self._layers:
+                layer.trainable = self._trainable
+        return self._layers
 
     # ----- Keras' weight lists ----------------------------------------------------------------------
     @property
@@ -208,6 +232,10 @@ class Application(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.net.train(self.training and self._trainable)
+        for layer in self._layers or []:  # a frozen BatchNormalization runs in inference mode, as in Keras
+            norm = layer.frozen_batch_norm
+            if norm is not None:
+                norm.eval()
         x = (x - self.mean) / self.std
         if self.include_top:
             logits = self.net(x)

@@ -1,0 +1,148 @@
+"""An application's ``layers``: Keras' list of the layers inside ``MobileNetV2`` / ``VGG16`` / ``VGG19`` (the
+same names and count as Keras), each one a view of the torch modules that hold its weights, so the course's
+fine-tuning code freezes block by block:
+
+    base_model.trainable = True
+    for layer in base_model.layers[:120]:   # MobileNetV2: 154 layers, as Keras prints
+        layer.trainable = False
+
+Other zoo nets list their torch modules in order (names are torch's paths; Keras' counts differ).
+Layers without weights (input, padding, add, pooling, activations) are in the list as Keras has them, with
+nothing to freeze.
+
+>>> from cnnlab.models import create_model
+>>> names = [name for name, _ in keras_layer_modules("mobilenet_v2", create_model("mobilenet_v2"), False, None)]
+>>> len(names), names[:4], names[119:121]
+(154, ['input_layer', 'Conv1', 'bn_Conv1', 'Conv1_relu'], ['block_13_pad', 'block_13_depthwise'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+LayerModules = list[tuple[str, nn.Module | None]]
+
+
+class ApplicationLayer:
+    """One of an application's inner layers: its Keras ``name``, its weights and a ``trainable`` flag.
+
+    ``trainable = False`` freezes its weights (and a BatchNormalization's statistics, which then run in
+    inference mode, as in Keras); a layer without weights has nothing to freeze."""
+
+    def __init__(self, name: str, module: nn.Module | None) -> None:
+        self.name = name
+        self.module = module
+        self._trainable = True
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        if self.module is not None:
+            self.module.requires_grad_(self._trainable)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Its weights (torch views, torch's layouts), BatchNorm's moving statistics last."""
+        if self.module is None:
+            return []
+        found = list(self.module.parameters())
+        if isinstance(self.module, nn.modules.batchnorm._BatchNorm) and self.module.running_mean is not None:
+            found += [self.module.running_mean, self.module.running_var]  # type: ignore[list-item]
+        return found
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def count_params(self) -> int:
+        return sum(w.numel() for w in self.weights)
+
+    @property
+    def frozen_batch_norm(self) -> nn.Module | None:
+        """The BatchNorm module to run in inference mode, when this layer is one and is frozen."""
+        is_norm = isinstance(self.module, nn.modules.batchnorm._BatchNorm)
+        return self.module if is_norm and not self._trainable else None
+
+    def __repr__(self) -> str:
+        kind = "no weights" if self.module is None else type(self.module).__name__
+        return f"<ApplicationLayer {self.name} ({kind}), trainable={self._trainable}>"
+
+
+def keras_layer_modules(model: str, net: nn.Module, include_top: bool, pooling: str | None) -> LayerModules:
+    """``(Keras name, torch module or None)`` for each layer of the application, in Keras' order."""
+    builders = {"mobilenet_v2": _mobilenet_v2, "vgg16": _vgg, "vgg19": _vgg}
+    if model in builders:
+        found = builders[model](net)
+    else:
+        found = [(name, module) for name, module in net.named_modules() if not list(module.children())]
+        if not include_top:  # the classifier include_top=False dropped (Identity modules now)
+            found = [(n, m) for n, m in found if not isinstance(m, nn.Identity)]
+    top: LayerModules = []
+    if include_top and model == "mobilenet_v2":
+        top = [("global_average_pooling2d", None), ("predictions", net.get_submodule("classifier.1"))]
+    elif include_top and model in builders:
+        top = [
+            ("flatten", None),
+            ("fc1", net.get_submodule("classifier.0")),
+            ("fc2", net.get_submodule("classifier.3")),
+        ]
+        top.append(("predictions", net.get_submodule("classifier.6")))
+    found = [("input_layer", None), *found]
+    if include_top:
+        return found + top
+    pools = {"avg": "global_average_pooling2d", "max": "global_max_pooling2d"}
+    return found + ([(pools[pooling], None)] if pooling in pools else [])
+
+
+def _mobilenet_v2(net: nn.Module) -> LayerModules:
+    """Keras' MobileNetV2 names on torchvision's layout (``features.0`` stem, 17 inverted residuals, the 1x1
+    head): 154 layers without the top."""
+    get: Any = net.get_submodule
+    found: LayerModules = [("Conv1", get("features.0.0")), ("bn_Conv1", get("features.0.1"))]
+    found += [("Conv1_relu", get("features.0.2"))]
+    first = "features.1.conv"
+    found += [
+        ("expanded_conv_depthwise", get(f"{first}.0.0")),
+        ("expanded_conv_depthwise_BN", get(f"{first}.0.1")),
+        ("expanded_conv_depthwise_relu", get(f"{first}.0.2")),
+        ("expanded_conv_project", get(f"{first}.1")),
+        ("expanded_conv_project_BN", get(f"{first}.2")),
+    ]
+    for block in range(1, 17):
+        prefix, path = f"block_{block}_", f"features.{block + 1}.conv"
+        found += [(f"{prefix}expand", get(f"{path}.0.0")), (f"{prefix}expand_BN", get(f"{path}.0.1"))]
+        found += [(f"{prefix}expand_relu", get(f"{path}.0.2"))]
+        if get(f"{path}.1.0").stride[0] == 2:
+            found.append((f"{prefix}pad", None))  # Keras pads explicitly before a strided depthwise conv
+        found += [
+            (f"{prefix}depthwise", get(f"{path}.1.0")),
+            (f"{prefix}depthwise_BN", get(f"{path}.1.1")),
+            (f"{prefix}depthwise_relu", get(f"{path}.1.2")),
+            (f"{prefix}project", get(f"{path}.2")),
+            (f"{prefix}project_BN", get(f"{path}.3")),
+        ]
+        if get(f"features.{block + 1}").use_res_connect:
+            found.append((f"{prefix}add", None))
+    head = [("Conv_1", get("features.18.0")), ("Conv_1_bn", get("features.18.1")), ("out_relu", get("features.18.2"))]
+    return found + head
+
+
+def _vgg(net: nn.Module) -> LayerModules:
+    """Keras' VGG names (``block1_conv1`` ... ``block5_pool``): a convolution and its ReLU are one Keras layer."""
+    found: LayerModules = []
+    block, conv = 1, 0
+    for module in net.get_submodule("features").children():
+        if isinstance(module, nn.Conv2d):
+            conv += 1
+            found.append((f"block{block}_conv{conv}", module))
+        elif isinstance(module, nn.MaxPool2d):
+            found.append((f"block{block}_pool", None))
+            block, conv = block + 1, 0
+    return found
