@@ -43,6 +43,7 @@ class EmbedConfig:
     probe_fraction: float = 0.5  # of each training person's images, held out for identification
     threshold_rule: str = "eer"  # eer | accuracy | far=1e-3: how the stored verification threshold is chosen
     dropout: float = 0.0
+    faces: Literal["auto", "detect", "none"] = "auto"  # photos through the face front-end (tasks.embed.face_folder)
 
     def __post_init__(self) -> None:
         if not 0 <= self.probe_fraction < 1:

@@ -19,11 +19,12 @@ from rich.markup import escape
 
 from cnnlab.core.errors import ConfigError, DataError
 from cnnlab.core.rundir import atomic_write_text
-from cnnlab.data.datasets import Dataset, load_image_folder
+from cnnlab.data.datasets import Dataset
 from cnnlab.report.artefacts import EVALUATION_FILE, Plot
 from cnnlab.report.html import write_report
 from cnnlab.tasks.base import checkpoint_of, run_folder_of
 from cnnlab.tasks.embed.embedder import PRETRAINED, Embedder
+from cnnlab.tasks.embed.face_folder import load_people_folder
 from cnnlab.tasks.embed.figures import (
     hardest_pairs,
     plot_distance_histograms,
@@ -247,9 +248,10 @@ def evaluate_run(
         title = f"held-out people of {embedder.meta['config']['data']['source']}"
         folder = out or run_folder_of(Path(target)) or Path(target).parent
         return write_embedding_evaluation(folder, embedder, people, title, people_split, None).summary
-    channels, height, width = embedder.input_size
+    channels, side, _ = embedder.input_size  # square: a run trains on side x side
     fit = "pad" if pretrained else embedder.fit  # the pretrained chip pads to a centred square
-    people = load_image_folder(data, size=(height, width), channels=channels, fit=fit)
+    faces = (embedder.meta.get("config") or {}).get("embed", {}).get("faces", "auto")  # as the run trained
+    people = load_people_folder(data, side, channels, fit, faces)
     folder = out or (
         Path(f"{target}-evaluation")
         if pretrained

@@ -24,7 +24,7 @@ from cnnlab.core.config import from_dict, replace, save_yaml, to_dict
 from cnnlab.core.errors import ConfigError, DataError, WeightsError, with_article
 from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint, save_checkpoint
 from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
-from cnnlab.data.datasets import Dataset, load_image_folder
+from cnnlab.data.datasets import Dataset
 from cnnlab.data.images import image_info, is_image_file
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.presets import PRESETS
@@ -38,6 +38,7 @@ from cnnlab.tasks.config import channel_stats, eval_transform
 from cnnlab.tasks.embed.config import DEFAULT_SIDE, FINE_TUNE_LR, SCRATCH_LR, EmbedRunConfig
 from cnnlab.tasks.embed.embedder import Embedder
 from cnnlab.tasks.embed.evaluate import write_embedding_evaluation
+from cnnlab.tasks.embed.face_folder import load_people_folder, needs_front_end
 from cnnlab.tasks.embed.people import PeopleSplit, split_people
 from cnnlab.tasks.embed.sampler import PeopleBatches, trainable_people
 from cnnlab.tasks.embed.trainer import EmbeddingTrainer
@@ -149,12 +150,15 @@ def load_people(config: EmbedRunConfig | dict[str, Any]) -> tuple[Dataset, Peopl
             where="--data",
             fix="cnnlab train --task embed --data PEOPLE, where PEOPLE/<person>/ holds that person's images",
         )
+    faces = config.embed.faces
     if is_pretrained_embedder(config.model.name):
         side, _, _, why = pretrained_input(config.model.name, config.data.img_size)
-        data = load_image_folder(source, size=side, channels=3, fit="pad", strict=config.data.strict)
+        data = load_people_folder(source, side, 3, "pad", faces, config.data.strict)
     else:
         side, why = input_side(source, config.data.img_size)
-        data = load_image_folder(source, size=side, fit=config.data.fit, strict=config.data.strict)
+        data = load_people_folder(source, side, None, config.data.fit, faces, config.data.strict)
+    if needs_front_end(source, faces):
+        why += f"; each photo's face found, cropped and aligned (embed.faces: {faces}), as verify and identify do"
     split = split_people(data.targets, config.data.val_fraction, config.embed.probe_fraction, config.train.seed)
     return data, split, [why, split.describe(data.classes)]
 
