@@ -237,3 +237,22 @@ def test_keras_fit_with_early_stopping_restores_the_best_epoch(tmp_path: Path):
     assert np.isclose(model.evaluate(x, np.ones(16), verbose=0), history.history["val_loss"][0], atol=1e-5)
     saved = keras.models.load_model(tmp_path / "best.keras")
     np.testing.assert_allclose(saved.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_fit_goes_on_from_initial_epoch_as_keras_numbers_it():
+    """Keras 3.15, the same calls: History.epoch [0, 1], then [1, 2, 3, 4] with the callbacks seeing 1..4 and
+    params epochs 5; initial_epoch past epochs trains nothing ([] and {})."""
+    from cnnlab.keras import callbacks, layers
+    from cnnlab.keras.models import Sequential
+
+    model = Sequential([layers.Input((2,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    first = model.fit(x, y, epochs=2, verbose=0)
+    seen: list[int] = []
+    record = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    more = model.fit(x, y, epochs=5, initial_epoch=first.epoch[-1], verbose=0, callbacks=[record])
+    assert first.epoch == [0, 1] and more.epoch == [1, 2, 3, 4] and seen == [1, 2, 3, 4]
+    assert len(more.history["loss"]) == 4 and record.params["epochs"] == 5
+    none = model.fit(x, y, epochs=2, initial_epoch=3, verbose=0)
+    assert none.epoch == [] and none.history == {}

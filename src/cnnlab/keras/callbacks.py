@@ -125,9 +125,10 @@ def _wants_batches(callback: Callback) -> bool:
 class _KerasCallbacks(TrainerCallback):
     """Runs Keras callbacks from Trainer events (see :func:`to_trainer_callback`)."""
 
-    def __init__(self, callbacks: Sequence[Callback], model: Any) -> None:
+    def __init__(self, callbacks: Sequence[Callback], model: Any, initial_epoch: int = 0) -> None:
         self.callbacks = list(callbacks)
         self.model = model
+        self.initial_epoch = initial_epoch  # Keras' epoch numbers go on from fit(initial_epoch=...)
         self.accuracy = accuracy_name(model)  # compiled before fit: how its logs spell accuracy
         self.history: list[dict[str, float]] = []
         self._per_batch = [c for c in self.callbacks if _wants_batches(c)]
@@ -145,7 +146,7 @@ class _KerasCallbacks(TrainerCallback):
                 fix="compile without a schedule (the default, 'constant')",
             )
         self.model.stop_training = False
-        params = {"epochs": logs["epochs"], "steps": logs["steps_per_epoch"], "verbose": 0}
+        params = {"epochs": logs["epochs"] + self.initial_epoch, "steps": logs["steps_per_epoch"], "verbose": 0}
         for callback in self.callbacks:
             callback.set_params(params)
             callback.on_train_begin({})
@@ -153,7 +154,7 @@ class _KerasCallbacks(TrainerCallback):
 
     def on_epoch_start(self, trainer: Trainer, logs: Logs) -> None:
         for callback in self.callbacks:
-            callback.on_epoch_begin(logs["epoch"], {})
+            callback.on_epoch_begin(logs["epoch"] + self.initial_epoch, {})
         self._stop_if_asked(trainer)
 
     def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
@@ -167,7 +168,8 @@ class _KerasCallbacks(TrainerCallback):
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
         epoch_logs = keras_logs(logs, self.accuracy)
         for callback in self.callbacks:
-            callback.on_epoch_end(logs["epoch"] - 1, epoch_logs)  # one dict: callbacks may add to it, as in Keras
+            # one dict: callbacks may add to it, as in Keras
+            callback.on_epoch_end(logs["epoch"] - 1 + self.initial_epoch, epoch_logs)
         self.history.append(epoch_logs)
         self._stop_if_asked(trainer)
 
@@ -181,8 +183,9 @@ class _KerasCallbacks(TrainerCallback):
             trainer.stop_reason = "stop_training"
 
 
-def to_trainer_callback(callbacks: Sequence[Callback], model: Any) -> TrainerCallback:
-    """One Trainer callback that drives Keras ``callbacks`` for the Keras ``model`` (what ``fit`` uses).
+def to_trainer_callback(callbacks: Sequence[Callback], model: Any, initial_epoch: int = 0) -> TrainerCallback:
+    """One Trainer callback that drives Keras ``callbacks`` for the Keras ``model`` (what ``fit`` uses); the
+    callbacks see epochs numbered from ``initial_epoch``.
 
     The returned object's ``history`` lists every epoch's Keras logs after all callbacks ran (with
     ``learning_rate`` where ReduceLROnPlateau added it), what Keras' ``History`` records.
@@ -205,7 +208,7 @@ def to_trainer_callback(callbacks: Sequence[Callback], model: Any) -> TrainerCal
                 where="fit(callbacks=...)",
                 fix="subclass cnnlab.keras.callbacks.Callback (cnnlab.train callbacks go to cnnlab.train.Trainer)",
             )
-    return _KerasCallbacks(callbacks, model)
+    return _KerasCallbacks(callbacks, model, initial_epoch)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

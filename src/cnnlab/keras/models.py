@@ -410,7 +410,9 @@ class _KerasModel:
 
         ``validation_split`` holds out the last fraction of the arrays (before shuffling);
         ``validation_data`` (``(x_val, y_val)``, ``(x_val, y_val, w_val)``, a generator or a batch source) takes
-        precedence over it, as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar.
+        precedence over it, as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar. ``initial_epoch``
+        goes on from an earlier fit: epochs ``initial_epoch`` .. ``epochs - 1`` run, so numbered in the callbacks
+        and in ``History.epoch`` (the transfer notebook's ``fit(..., epochs=10, initial_epoch=history.epoch[-1])``).
 
         ``sample_weight`` (one weight per sample of the arrays; split with them by ``validation_split``) or
         ``class_weight`` (``{class: weight}``, training data only; classes not in it weigh 1) multiply each
@@ -432,12 +434,13 @@ class _KerasModel:
                 fix="fold the class weights into sample_weight, or pass one of them",
             )
         class_weights = None if class_weight is None else _check_class_weight(class_weight)
-        if initial_epoch != 0 or validation_freq != 1:
+        if validation_freq != 1:
             raise ConfigError(
-                f"fit: initial_epoch and validation_freq are not supported. "
-                f"Received: initial_epoch={initial_epoch}, validation_freq={validation_freq}",
-                fix="call fit again to train on (the optimizer state carries over); validate every epoch",
+                f"fit: validation_freq is not supported. Received: validation_freq={validation_freq}",
+                fix="validate every epoch (validation_freq=1)",
             )
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
+            raise ConfigError(f"fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}", fix="e.g. 5")
         if not 0 <= validation_split < 1:
             raise ConfigError(f"fit: validation_split must be in [0, 1). Received: {validation_split}", fix="e.g. 0.1")
         batch_size = _check_batch_size(batch_size)
@@ -449,16 +452,18 @@ class _KerasModel:
             val = self._evaluation_source(
                 validation_data, None, validation_batch_size, validation_steps, "validation_data"
             )
-        adapter = to_trainer_callback(list(callbacks or ()), self)
+        adapter = to_trainer_callback(list(callbacks or ()), self, initial_epoch)
         assert self.optimizer is not None
         torch_optimizer = self.optimizer.build(self.parameters())
-        config = dataclasses.replace(compiled.config, epochs=epochs, batch_size=batch_size)
-        progress: list[TrainerCallback] = [ProgressBar()] if verbose else []
-        self._trainer(config, [*progress, adapter], torch_optimizer).fit(train, val)
+        if epochs > initial_epoch:  # Keras trains epochs initial_epoch .. epochs - 1 (none when there are none)
+            config = dataclasses.replace(compiled.config, epochs=epochs - initial_epoch, batch_size=batch_size)
+            progress: list[TrainerCallback] = [ProgressBar()] if verbose else []
+            self._trainer(config, [*progress, adapter], torch_optimizer).fit(train, val)
         rows: list[dict[str, float]] = adapter.history
         history = {key: [row[key] for row in rows if key in row] for key in dict.fromkeys(k for r in rows for k in r)}
         params = {"verbose": verbose, "epochs": epochs, "steps": len(train)}
-        return History(history=history, epoch=list(range(len(rows))), params=params, model=self)
+        epoch_numbers = list(range(initial_epoch, initial_epoch + len(rows)))
+        return History(history=history, epoch=epoch_numbers, params=params, model=self)
 
     def evaluate(
         self,
