@@ -132,3 +132,16 @@ def test_a_frozen_inner_batchnorm_keeps_its_statistics_while_the_others_learn_th
     base.trainable = False
     base.trainable = True  # as in Keras, the model's flag sets every inner layer's
     assert first.trainable and first.module.weight.requires_grad
+
+
+def test_application_summary_lists_keras_rows_and_counts():
+    """Keras 3.15's MobileNetV2(include_top=False, input_shape=(160, 160, 3)).summary(): Conv1 (None, 80, 80, 32)
+    with 864 parameters, block_1_pad (None, 81, 81, 96), totals 2,257,984 / 2,223,872 / 34,112."""
+    from cnnlab.keras.applications import MobileNetV2
+
+    lines: list[str] = []
+    MobileNetV2(weights=None, include_top=False, input_shape=(160, 160, 3)).summary(print_fn=lines.append)
+    rows = {line.split()[0]: line for line in lines if line.startswith(" ") and "(None" in line}
+    assert len(rows) == 154 and "(None, 80, 80, 32)" in rows["Conv1"] and rows["Conv1"].rstrip().endswith("864")
+    assert "(None, 81, 81, 96)" in rows["block_1_pad"] and "(ZeroPadding2D)" in rows["block_1_pad"]
+    assert "Total params: 2,257,984 (8.61 MB)" in lines and "Non-trainable params: 34,112 (133.25 KB)" in lines

@@ -130,3 +130,24 @@ def test_the_transfer_notebook_dataset_calls_run_as_written(tmp_path):
     assert len(data.take(100)) == len(data)
     with pytest.raises(ConfigError, match="take: count must be a positive int"):
         data.take(0)
+
+
+def test_the_transfer_notebook_trains_on_the_dataset_for_several_epochs_and_shows_its_images(tmp_path):
+    """Each epoch of ``fit(dataset)`` is a whole new pass (it stopped after the first pass); batches answer
+    TensorFlow's ``.numpy()`` (``plt.imshow(images[i].numpy().astype('uint8'))``); calling the augmentation model
+    on an array augments it (``data_augmentation(tf.expand_dims(first_image, 0))``), channels-last."""
+    from cnnlab import keras
+    from cnnlab.keras import layers
+
+    root = image_folder(tmp_path / "folder")
+    train = image_dataset_from_directory(root, image_size=(8, 8), batch_size=3, seed=1, verbose=False)
+    for images, labels in train.take(1):
+        assert images[0].numpy().astype("uint8").shape == (8, 8, 3) and labels.numpy().shape == (3,)
+    flip = keras.Sequential([layers.RandomFlip("horizontal")])
+    first = np.asarray(images[0])
+    seen = {flip(np.expand_dims(first, 0))[0].tobytes() for _ in range(20)}
+    assert seen == {first.tobytes(), first[:, ::-1].tobytes()}  # flipped or not, as Keras' call does
+    model = keras.Sequential([layers.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(train, validation_data=train, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3 and len(history.history["val_loss"]) == 3

@@ -33,9 +33,13 @@ class ApplicationLayer:
     ``trainable = False`` freezes its weights (and a BatchNormalization's statistics, which then run in
     inference mode, as in Keras); a layer without weights has nothing to freeze."""
 
+    built = True
+
     def __init__(self, name: str, module: nn.Module | None) -> None:
         self.name = name
         self.module = module
+        self.keras_class_name = _keras_class(name, module)
+        self.output_shape: tuple[int, ...] | None = None  # per sample, channels-first; set by trace_shapes
         self._trainable = True
 
     @property
@@ -73,6 +77,60 @@ class ApplicationLayer:
     def __repr__(self) -> str:
         kind = "no weights" if self.module is None else type(self.module).__name__
         return f"<ApplicationLayer {self.name} ({kind}), trainable={self._trainable}>"
+
+
+def trace_shapes(layers: list[ApplicationLayer], net: nn.Module, forward: Any, input_shape: tuple[int, ...]) -> None:
+    """Set each layer's ``output_shape`` from one pass of ``forward`` on zeros of ``input_shape`` (C, H, W);
+    a layer without a module gets the shape its Keras class makes of the previous one."""
+    seen: dict[int, tuple[int, ...]] = {}
+
+    def record(module: nn.Module, args: Any, out: torch.Tensor) -> None:  # returns None: the output stays
+        seen.setdefault(id(module), tuple(out.shape[1:]))
+
+    hooks = [layer.module.register_forward_hook(record) for layer in layers if layer.module is not None]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            forward(torch.zeros(1, *input_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        net.train(was_training)
+    previous = input_shape
+    for layer in layers:
+        if layer.module is not None:
+            layer.output_shape = seen.get(id(layer.module))
+        elif layer.keras_class_name == "ZeroPadding2D":  # Keras pads bottom and right by one before stride 2
+            layer.output_shape = (previous[0], previous[1] + 1, previous[2] + 1)
+        elif layer.keras_class_name == "MaxPooling2D":
+            layer.output_shape = (previous[0], previous[1] // 2, previous[2] // 2)
+        elif layer.keras_class_name.startswith("Global"):
+            layer.output_shape = previous[:1]
+        elif layer.keras_class_name == "Flatten":
+            layer.output_shape = (int(np.prod(previous)),)
+        else:  # the input, an Add
+            layer.output_shape = previous
+        previous = layer.output_shape or previous
+
+
+_CLASS_BY_NAME = {"input": "InputLayer", "pad": "ZeroPadding2D", "add": "Add", "pool": "MaxPooling2D"}
+_CLASS_BY_NAME |= {"flatten": "Flatten", "average": "GlobalAveragePooling2D", "max_pooling": "GlobalMaxPooling2D"}
+
+
+def _keras_class(name: str, module: nn.Module | None) -> str:
+    """Keras' class name for an inner layer (``Conv2D``, ``DepthwiseConv2D``, ``BatchNormalization``, ...)."""
+    if isinstance(module, nn.Conv2d):
+        return "DepthwiseConv2D" if module.groups > 1 and module.groups == module.in_channels else "Conv2D"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return "BatchNormalization"
+    if isinstance(module, nn.Linear):
+        return "Dense"
+    if isinstance(module, nn.ReLU | nn.ReLU6):
+        return "ReLU"
+    if module is not None:
+        return type(module).__name__
+    return next((kind for key, kind in _CLASS_BY_NAME.items() if key in name), "Layer")
 
 
 def keras_layer_modules(model: str, net: nn.Module, include_top: bool, pooling: str | None) -> LayerModules:

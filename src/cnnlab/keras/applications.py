@@ -38,7 +38,7 @@ from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
-from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules
+from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, trace_shapes
 from cnnlab.keras.layers import KERAS_LAYERS, channels_last
 from cnnlab.layers.base import Layer, Shape
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
@@ -134,6 +134,14 @@ class Application(Layer):
             for layer in self._layers:
                 layer.trainable = self._trainable
         return self._layers
+
+    def summary(self, print_fn: Any = None, show_trainable: bool = False) -> None:
+        """Keras' table of the layers inside (:attr:`layers`), with output shapes and parameters."""
+        from cnnlab.keras.models import print_summary  # models imports this module
+
+        shape = self.input_shape if self.input_shape is not None else (self.mean.shape[1], 224, 224)
+        trace_shapes(self.layers, self.net, self.forward, shape)  # type: ignore[arg-type]
+        print_summary(str(self.name), self.layers, self.weights, self.trainable_weights, print_fn, show_trainable)
 
     # ----- Keras' weight lists ----------------------------------------------------------------------
     @property

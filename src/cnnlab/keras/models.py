@@ -251,12 +251,15 @@ _GENERATOR_WARNING = (
 
 class _GeneratorSource:
     """A Keras generator as a batch source: ``steps`` batches per epoch, from an indexable sequence
-    (``data[i]``, then ``data.on_epoch_end()``, as ``keras.utils.Sequence`` and ``ImageDataGenerator.flow``)
-    or from an iterator that is pulled on across epochs."""
+    (``data[i]``, then ``data.on_epoch_end()``, as ``keras.utils.Sequence`` and ``ImageDataGenerator.flow``),
+    a dataset iterated afresh each epoch (an iterable with a length, not an iterator: what
+    ``image_dataset_from_directory`` returns, as a ``tf.data.Dataset``), or an iterator pulled on across epochs."""
 
     def __init__(self, data: Any, steps: int | None, convert: Callable[[Any], Batch], what: str) -> None:
         self.data, self.convert, self.what = data, convert, what
         self.indexable = hasattr(data, "__getitem__") and hasattr(data, "__len__")
+        self.reiterable = not self.indexable and hasattr(data, "__len__") and not hasattr(data, "__next__")
+        self._epochs_begun = 0
         if steps is None:
             if not hasattr(data, "__len__"):
                 raise ConfigError(
@@ -295,6 +298,9 @@ class _GeneratorSource:
         return self.steps
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        if self.reiterable and self._epochs_begun:  # a dataset: each epoch is a new pass over it
+            self._iterator, self._pending = iter(self.data), []
+        self._epochs_begun += 1
         for step in range(start, self.steps):
             yield self.convert(self.data[step % len(self.data)]) if self.indexable else self._next()
         if hasattr(self.data, "on_epoch_end"):
@@ -792,7 +798,29 @@ class _KerasModel:
                 self.fail(f"takes one input, got a list of {len(items)}")
             parent = items[0].output if isinstance(items[0], CnnlabInput) else items[0]
             return SymbolicTensor(self.build(parent.shape), self, (parent,))  # type: ignore[arg-type]
+        if isinstance(inputs, np.ndarray):
+            return self._call_eagerly(inputs, kwargs.pop("training", None))
         return super().__call__(inputs, *args, **kwargs)  # type: ignore[misc]
+
+    def _call_eagerly(self, x: np.ndarray, training: bool | None) -> np.ndarray:
+        """``model(array)`` as Keras runs it: channels-last in and out, no gradients; without ``training``,
+        Dropout and BatchNormalization infer while the random preprocessing layers (``RandomFlip``, ...) still
+        transform, as Keras' do by default (the course shows ``data_augmentation(image)`` this way)."""
+        from cnnlab.keras.preprocessing_layers import _RandomLayer
+
+        inputs = _as_float(self._inputs(x, "calling the model"))
+        was_training = self.training
+        self.train(bool(training))
+        if training is None:
+            for module in self.modules():
+                if isinstance(module, _RandomLayer):
+                    module.train()
+        try:
+            with torch.no_grad():
+                out = super().__call__(inputs).numpy()  # type: ignore[misc]
+        finally:
+            self.train(was_training)
+        return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
 
     # ----- weights ---------------------------------------------------------------------------------
     @property
@@ -856,40 +884,8 @@ class _KerasModel:
         """Print Keras' table: ``Layer (type)``, ``Output Shape`` (channels-last, batch ``None``), ``Param #``,
         then total, trainable and non-trainable parameters (moving statistics are non-trainable). A nested
         model or application is one row (``vgg16 (Functional)``) with all its parameters, as in Keras."""
-        header = ["Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])]
-        rows = []
-        for layer in self.layers:
-            shape = (
-                "?"
-                if layer.output_shape is None
-                else f"(None, {', '.join(map(str, channels_last(layer.output_shape)))})"
-            )
-            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-            kind = getattr(layer, "keras_class_name", type(layer).__name__)  # a nested model: its Keras type
-            flag = "-" if not layer.weights else "Y" if layer.trainable else "N"  # Keras: '-' without weights
-            rows.append([f"{layer.name} ({kind})", shape, params, flag])
-        widths = [max(len(row[i]) for row in [header, *rows]) + 4 for i in range(len(header))]
-        width = sum(widths)
-
-        def line(cells: Sequence[str]) -> str:
-            return " " + "".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
-
-        total = sum(w.numel() for w in self.weights)
-        trainable = sum(w.numel() for w in self.trainable_weights)
-        lines = [
-            f'Model: "{self.name or self.default_name}"',
-            "_" * width,
-            line(header),
-            "=" * width,
-            *(line(row) for row in rows),
-            "=" * width,
-            f"Total params: {total:,} ({_memory(total)})",
-            f"Trainable params: {trainable:,} ({_memory(trainable)})",
-            f"Non-trainable params: {total - trainable:,} ({_memory(total - trainable)})",
-            "_" * width,
-        ]
-        for text in lines:
-            (print_fn or print)(text)
+        name = self.name or self.default_name
+        print_summary(name, self.layers, self.weights, self.trainable_weights, print_fn, show_trainable)
 
     # ----- saving ----------------------------------------------------------------------------------
     def save(self, filepath: str | Path, overwrite: bool = True) -> None:
@@ -1050,6 +1046,50 @@ def _check_keras_layers(layers: Sequence[Any], where: str) -> None:
                 f"received {type(layer).__module__}.{type(layer).__name__}",
                 fix="import the layer from cnnlab.keras.layers (cnnlab.layers go into cnnlab.sequential models)",
             )
+
+
+def print_summary(
+    name: str,
+    layers: Sequence[Any],
+    weights: Sequence[torch.Tensor],
+    trainable_weights: Sequence[torch.Tensor],
+    print_fn: Callable[[str], Any] | None = None,
+    show_trainable: bool = False,
+) -> None:
+    """Keras' ``summary()`` table for ``layers`` (each with ``name``, ``keras_class_name`` or a class, an
+    ``output_shape`` channels-first or None, ``built``, ``count_params()``, ``weights``, ``trainable``)."""
+    header = ["Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])]
+    rows = []
+    for layer in layers:
+        shape = (
+            "?" if layer.output_shape is None else f"(None, {', '.join(map(str, channels_last(layer.output_shape)))})"
+        )
+        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+        kind = getattr(layer, "keras_class_name", type(layer).__name__)  # a nested model: its Keras type
+        flag = "-" if not layer.weights else "Y" if layer.trainable else "N"  # Keras: '-' without weights
+        rows.append([f"{layer.name} ({kind})", shape, params, flag])
+    widths = [max(len(row[i]) for row in [header, *rows]) + 4 for i in range(len(header))]
+    width = sum(widths)
+
+    def line(cells: Sequence[str]) -> str:
+        return " " + "".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    total = sum(w.numel() for w in weights)
+    trainable = sum(w.numel() for w in trainable_weights)
+    lines = [
+        f'Model: "{name}"',
+        "_" * width,
+        line(header),
+        "=" * width,
+        *(line(row) for row in rows),
+        "=" * width,
+        f"Total params: {total:,} ({_memory(total)})",
+        f"Trainable params: {trainable:,} ({_memory(trainable)})",
+        f"Non-trainable params: {total - trainable:,} ({_memory(total - trainable)})",
+        "_" * width,
+    ]
+    for text in lines:
+        (print_fn or print)(text)
 
 
 def _as_float(inputs: torch.Tensor) -> torch.Tensor:

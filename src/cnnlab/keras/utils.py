@@ -119,12 +119,26 @@ def encode_labels(classes: np.ndarray, mode: str | None, num_classes: int, where
     return to_categorical(classes, num_classes).astype(np.float32)
 
 
+class EagerArray(np.ndarray):
+    """A numpy array that also answers ``.numpy()``, as TensorFlow's eager tensors do: the batches of an
+    :class:`ImageDataset` are these, so the course's ``plt.imshow(images[i].numpy().astype("uint8"))`` runs.
+
+    >>> batch = np.zeros((2, 3), np.float32).view(EagerArray)
+    >>> type(batch[0].numpy()).__name__, batch[0].numpy().shape
+    ('ndarray', (3,))
+    """
+
+    def numpy(self) -> np.ndarray:
+        return np.asarray(self)
+
+
 class ImageDataset:
     """What ``image_dataset_from_directory`` returns: iterate it for ``(images, labels)`` batches (one epoch).
 
     ``len()`` is the number of batches; with ``shuffle`` every iteration has a new order. Images are float32,
     or uint8 with ``interpolation='nearest'`` (TensorFlow's nearest resize keeps the type).
-    ``class_names`` and ``file_paths`` (in the dataset's unshuffled order) are as in Keras.
+    ``class_names`` and ``file_paths`` (in the dataset's unshuffled order) are as in Keras. Batches are
+    :class:`EagerArray` (numpy arrays with TensorFlow's ``.numpy()``).
     """
 
     def __init__(
@@ -152,8 +166,8 @@ class ImageDataset:
             self._epoch += 1
         for start in range(0, len(order), self.batch_size):
             index = torch.from_numpy(order[start : start + self.batch_size])
-            x = self.images[index].permute(0, 2, 3, 1).numpy()  # float32 (uint8 after 'nearest', as TensorFlow)
-            yield x if self.labels is None else (x, self.labels[index.numpy()])
+            x = self.images[index].permute(0, 2, 3, 1).numpy().view(EagerArray)  # float32 (uint8 after 'nearest')
+            yield x if self.labels is None else (x, self.labels[index.numpy()].view(EagerArray))
 
     def take(self, count: int) -> list[Any]:
         """The first ``count`` batches of one pass (``for images, labels in dataset.take(1):``, as the course
