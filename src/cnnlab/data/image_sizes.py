@@ -23,13 +23,27 @@ def choose_image_size(sides: list[int], largest: int = 224) -> int:
     return max(16, min(largest, round(median / 8) * 8))
 
 
+def header_sizes(folder: Path, most: int | None = None) -> list[tuple[int, int]]:
+    """``(height, width)`` of the images under ``folder`` read from their headers (no decoding): every one, or
+    ``most`` spread evenly over the folder's natural order. Unreadable files are left out: the loader names them.
+
+    >>> header_sizes(Path("no-such-folder"))
+    []
+    """
+    files = list_image_files(folder) if folder.is_dir() else []
+    if most is not None:
+        files = files[:: max(1, len(files) // most)][:most]
+    sizes = []
+    for file in files:
+        with contextlib.suppress(DataError):
+            sizes.append(image_info(file)[0])
+    return sizes
+
+
 def size_for_folder(folder: Path, largest: int = 224) -> tuple[int, str] | None:
     """``(side, the log line saying so)`` for the images under ``folder`` when they differ in size (see
     :func:`choose_image_size`), else ``None``; unreadable files are left to the loader, which names them."""
-    sizes = []
-    for file in list_image_files(folder):
-        with contextlib.suppress(DataError):
-            sizes.append(image_info(file)[0])
+    sizes = header_sizes(folder)
     if len(set(sizes)) <= 1:
         return None
     side = choose_image_size([min(size) for size in sizes], largest)

@@ -54,13 +54,8 @@ class ApplicationLayer:
 
     @property
     def weights(self) -> list[torch.Tensor]:
-        """Its weights (torch views, torch's layouts), BatchNorm's moving statistics last."""
-        if self.module is None:
-            return []
-        found = list(self.module.parameters())
-        if isinstance(self.module, nn.modules.batchnorm._BatchNorm) and self.module.running_mean is not None:
-            found += [self.module.running_mean, self.module.running_var]  # type: ignore[list-item]
-        return found
+        """Its weights in Keras' order and layouts (:func:`keras_weights`)."""
+        return [] if self.module is None else keras_weights(self.module)
 
     def get_weights(self) -> list[np.ndarray]:
         return [w.detach().cpu().numpy().copy() for w in self.weights]
@@ -77,6 +72,27 @@ class ApplicationLayer:
     def __repr__(self) -> str:
         kind = "no weights" if self.module is None else type(self.module).__name__
         return f"<ApplicationLayer {self.name} ({kind}), trainable={self._trainable}>"
+
+
+def keras_weights(module: nn.Module) -> list[torch.Tensor]:
+    """``module``'s own weights as Keras lists them (BatchNorm: gamma, beta, moving mean, moving variance), in
+    Keras' layouts; torch views: writing to them writes the network."""
+    found = [_keras_layout(module, weight) for weight in module.parameters(recurse=False)]
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+        found += [module.running_mean, module.running_var]  # type: ignore[list-item]
+    return found
+
+
+def _keras_layout(module: nn.Module, weight: nn.Parameter) -> torch.Tensor:
+    """A torch weight as Keras lays it out: conv kernels ``(kh, kw, in, out)`` (depthwise ``(kh, kw, C, m)``),
+    dense kernels ``(in, out)``; others as they are."""
+    if isinstance(module, nn.Conv2d) and weight is module.weight:
+        if module.groups > 1 and module.groups == module.in_channels:
+            return weight[:, 0].unflatten(0, (module.in_channels, -1)).permute(2, 3, 0, 1)
+        return weight.permute(2, 3, 1, 0)
+    if isinstance(module, nn.Linear) and weight is module.weight:
+        return weight.t()
+    return weight
 
 
 def trace_shapes(layers: list[ApplicationLayer], net: nn.Module, forward: Any, input_shape: tuple[int, ...]) -> None:
@@ -114,8 +130,14 @@ def trace_shapes(layers: list[ApplicationLayer], net: nn.Module, forward: Any, i
         previous = layer.output_shape or previous
 
 
-_CLASS_BY_NAME = {"input": "InputLayer", "pad": "ZeroPadding2D", "add": "Add", "pool": "MaxPooling2D"}
-_CLASS_BY_NAME |= {"flatten": "Flatten", "average": "GlobalAveragePooling2D", "max_pooling": "GlobalMaxPooling2D"}
+_WEIGHTLESS = {
+    "input_layer": "InputLayer",
+    "flatten": "Flatten",
+    "global_average_pooling2d": "GlobalAveragePooling2D",
+    "global_max_pooling2d": "GlobalMaxPooling2D",
+}
+"""Keras' classes of the weightless layers :func:`keras_layer_modules` names, by name; by suffix below."""
+_WEIGHTLESS_SUFFIXES = {"_pad": "ZeroPadding2D", "_add": "Add", "_pool": "MaxPooling2D"}
 
 
 def _keras_class(name: str, module: nn.Module | None) -> str:
@@ -130,7 +152,9 @@ def _keras_class(name: str, module: nn.Module | None) -> str:
         return "ReLU"
     if module is not None:
         return type(module).__name__
-    return next((kind for key, kind in _CLASS_BY_NAME.items() if key in name), "Layer")
+    if name in _WEIGHTLESS:
+        return _WEIGHTLESS[name]
+    return next((kind for suffix, kind in _WEIGHTLESS_SUFFIXES.items() if name.endswith(suffix)), "Layer")
 
 
 def keras_layer_modules(model: str, net: nn.Module, include_top: bool, pooling: str | None) -> LayerModules:

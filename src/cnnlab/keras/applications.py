@@ -38,7 +38,7 @@ from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
-from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, trace_shapes
+from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, keras_weights, trace_shapes
 from cnnlab.keras.layers import KERAS_LAYERS, channels_last
 from cnnlab.layers.base import Layer, Shape
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
@@ -148,13 +148,7 @@ class Application(Layer):
     def weights(self) -> list[torch.Tensor]:
         """Every weight, layer by layer in Keras' order (BatchNorm: gamma, beta, moving mean, moving variance)
         and layouts; torch views: writing to them writes the network."""
-        found: list[torch.Tensor] = []
-        for module in self._used_modules():
-            for weight in module.parameters(recurse=False):
-                found.append(_keras_layout(module, weight))
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
-                found += [module.running_mean, module.running_var]
-        return found
+        return [weight for module in self._used_modules() for weight in keras_weights(module)]
 
     def _used_modules(self) -> list[nn.Module]:
         """The net's modules in order; without the top, only those ``forward_features`` runs (traced once on
@@ -282,18 +276,6 @@ def _check_size(model: str, shape: Shape, where: str) -> None:
             where=where,
             fix="resize the images, or use cnnlab.models.create_model(..., small_input=True) outside cnnlab.keras",
         )
-
-
-def _keras_layout(module: nn.Module, weight: nn.Parameter) -> torch.Tensor:
-    """A torch weight as Keras lays it out: conv kernels ``(kh, kw, in, out)`` (depthwise ``(kh, kw, C, m)``),
-    dense kernels ``(in, out)``; others as they are."""
-    if isinstance(module, nn.Conv2d) and weight is module.weight:
-        if module.groups > 1 and module.groups == module.in_channels:
-            return weight[:, 0].unflatten(0, (module.in_channels, -1)).permute(2, 3, 0, 1)
-        return weight.permute(2, 3, 1, 0)
-    if isinstance(module, nn.Linear) and weight is module.weight:
-        return weight.t()
-    return weight
 
 
 def _named_weights(model: str, weights: str | Path | None) -> WeightSpec | None:

@@ -522,7 +522,7 @@ class _KerasModel:
             cs._check_not_empty(inputs, "predict")
             source = cs._loader(inputs, torch.zeros(len(inputs)), batch_size or config.eval_batch_size)
         out = self._trainer(config, []).predict(source).numpy()
-        return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+        return _channels_last_output(out)
 
     def fit_generator(self, generator: Any, *args: Any, **kwargs: Any) -> History:
         """Keras 2's name for ``fit`` on a generator (TensorFlow's Keras warned it was deprecated; Keras 3 removed
@@ -820,7 +820,7 @@ class _KerasModel:
                 out = super().__call__(inputs).numpy()  # type: ignore[misc]
         finally:
             self.train(was_training)
-        return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+        return _channels_last_output(out)
 
     # ----- weights ---------------------------------------------------------------------------------
     @property
@@ -1090,6 +1090,11 @@ def print_summary(
     ]
     for text in lines:
         (print_fn or print)(text)
+
+
+def _channels_last_output(out: np.ndarray) -> np.ndarray:
+    """A model's output as Keras gives it: image-like outputs ``(N, C, ...)`` channels-last, others as they are."""
+    return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
 
 
 def _as_float(inputs: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,6 @@ A photo where no face is found is skipped and listed (``strict``: an error namin
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,8 @@ from rich.console import Console
 from cnnlab.core.errors import DataError
 from cnnlab.data.cache import ProblemLog
 from cnnlab.data.datasets import Dataset, load_image_folder
-from cnnlab.data.images import Fit, image_info, list_image_files, read_image, resize_image
+from cnnlab.data.image_sizes import header_sizes
+from cnnlab.data.images import Fit, list_image_files, read_image, resize_image
 from cnnlab.tasks.embed.frontend import FaceFrontEnd, FaceMode, needs_detector
 
 SAMPLED_FILES = 200
@@ -41,12 +41,7 @@ def needs_front_end(source: Path, mode: FaceMode) -> bool:
     never, ``auto`` when any of up to :data:`SAMPLED_FILES` pictures is larger than a face crop."""
     if mode != "auto":
         return mode == "detect"
-    files = list_image_files(source)
-    for file in files[:: max(1, len(files) // SAMPLED_FILES)][:SAMPLED_FILES]:
-        with contextlib.suppress(DataError):  # unreadable files are reported when the images are decoded
-            if needs_detector(image_info(file)[0], mode):
-                return True
-    return False
+    return any(needs_detector(size, mode) for size in header_sizes(source, SAMPLED_FILES))
 
 
 def load_people_folder(
@@ -57,11 +52,13 @@ def load_people_folder(
     mode: FaceMode,
     strict: bool = False,
     console: Console | None = None,
+    front_end: bool | None = None,
 ) -> Dataset:
     """``source/<person>/<photo>`` decoded at ``side`` x ``side``: face crops as they are, photos through the
-    face front-end (see the module). ``channels=None`` keeps grey pictures grey (1 channel when all are)."""
+    face front-end (see the module). ``channels=None`` keeps grey pictures grey (1 channel when all are).
+    ``front_end``: whether the pictures go through it, when the caller has asked :func:`needs_front_end`."""
     source = Path(source)
-    if not needs_front_end(source, mode):
+    if not (needs_front_end(source, mode) if front_end is None else front_end):
         return load_image_folder(source, size=side, channels=channels, fit=fit, strict=strict)
     people = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = [(person.name, file) for person in people for file in list_image_files(person)]

@@ -11,10 +11,9 @@ locally; else resnet20 from scratch), the input size, the epochs, the learning r
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from rich.console import Console
@@ -25,7 +24,8 @@ from cnnlab.core.errors import ConfigError, DataError, WeightsError, with_articl
 from cnnlab.core.rundir import RunDir, atomic_write_text, load_checkpoint, save_checkpoint
 from cnnlab.data.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomAffine, Rescale
 from cnnlab.data.datasets import Dataset
-from cnnlab.data.images import image_info, is_image_file
+from cnnlab.data.image_sizes import choose_image_size, header_sizes
+from cnnlab.data.images import Fit
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.presets import PRESETS
 from cnnlab.models import create_model, input_options, model_entry
@@ -112,15 +112,29 @@ def choose_model(config: EmbedRunConfig) -> tuple[EmbedRunConfig, list[str]]:
     return config, lines
 
 
-def pretrained_input(name: str, given: int | None) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:
-    """A pretrained embedder's input: the side, the normalisation of 0..1 pixels (``mean``, ``std``) and why.
-    dlib's chips: RGB, the picture padded to a square with black, 150 x 150, ``pixel - MEAN_RGB`` over 255."""
+class ChipInput(NamedTuple):
+    """A pretrained embedder's input: the side, the normalisation of 0..1 pixels, how pictures are fitted, why."""
+
+    side: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    fit: Fit
+    why: str
+
+
+def pretrained_input(name: str, given: int | None) -> ChipInput:
+    """dlib's chips: RGB, the picture padded to a square with black, 150 x 150, ``pixel - MEAN_RGB`` over 255.
+
+    >>> chip = pretrained_input("dlib_resnet29", None)
+    >>> chip.side, chip.fit, chip.std
+    (150, 'pad', (1.0, 1.0, 1.0))
+    """
     side = given or dlib_resnet.INPUT_SIZE
     mean = tuple(v / 255 for v in dlib_resnet.MEAN_RGB)
     why = f"input {side}x{side} RGB, padded to a square with black: {name}'s face chips" + (
         " (--img-size)" if given else ""
     )
-    return side, mean, (1.0, 1.0, 1.0), why
+    return ChipInput(side, mean, (1.0, 1.0, 1.0), "pad", why)
 
 
 def input_side(source: Path, given: int | None) -> tuple[int, str]:
@@ -128,13 +142,9 @@ def input_side(source: Path, given: int | None) -> tuple[int, str]:
     file headers) capped at :data:`DEFAULT_SIDE`, a multiple of 8."""
     if given:
         return given, f"input {given}x{given} (--img-size)"
-    files = [f for f in sorted(source.rglob("*")) if is_image_file(f)][:: max(1, len(list(source.rglob("*"))) // 200)]
-    sides = []
-    for file in files[:200]:
-        with contextlib.suppress(DataError):  # unreadable files are reported when the images are decoded
-            sides.append(min(image_info(file)[0]))
-    median = sorted(sides)[len(sides) // 2] if sides else DEFAULT_SIDE
-    side = max(16, min(DEFAULT_SIDE, round(median / 8) * 8))
+    sides = [min(size) for size in header_sizes(source, most=200)] or [DEFAULT_SIDE]
+    median = sorted(sides)[len(sides) // 2]
+    side = choose_image_size(sides, largest=DEFAULT_SIDE)
     return side, f"input {side}x{side}: the faces' median shorter side is {median} px, capped at {DEFAULT_SIDE}"
 
 
@@ -142,7 +152,8 @@ def load_people(config: EmbedRunConfig | dict[str, Any]) -> tuple[Dataset, Peopl
     """The people folder decoded at the run's input size, its split, and the log lines saying what was chosen."""
     if isinstance(config, dict):
         config = from_dict(EmbedRunConfig, config)
-    config = choose_model(config)[0]
+    if config.model.name == "auto":  # a run has chosen already; a config of one's own may leave it to us
+        config = choose_model(config)[0]
     source = Path(config.data.source) if config.data.source else None
     if source is None or not source.is_dir():
         raise ConfigError(
@@ -151,13 +162,15 @@ def load_people(config: EmbedRunConfig | dict[str, Any]) -> tuple[Dataset, Peopl
             fix="cnnlab train --task embed --data PEOPLE, where PEOPLE/<person>/ holds that person's images",
         )
     faces = config.embed.faces
+    cut = needs_front_end(source, faces)
     if is_pretrained_embedder(config.model.name):
-        side, _, _, why = pretrained_input(config.model.name, config.data.img_size)
-        data = load_people_folder(source, side, 3, "pad", faces, config.data.strict)
+        chip = pretrained_input(config.model.name, config.data.img_size)
+        side, channels, fit, why = chip.side, 3, chip.fit, chip.why
     else:
         side, why = input_side(source, config.data.img_size)
-        data = load_people_folder(source, side, None, config.data.fit, faces, config.data.strict)
-    if needs_front_end(source, faces):
+        channels, fit = None, config.data.fit
+    data = load_people_folder(source, side, channels, fit, faces, config.data.strict, front_end=cut)
+    if cut:
         why += f"; each photo's face found, cropped and aligned (embed.faces: {faces}), as verify and identify do"
     split = split_people(data.targets, config.data.val_fraction, config.embed.probe_fraction, config.train.seed)
     return data, split, [why, split.describe(data.classes)]
@@ -214,8 +227,8 @@ def run_embedding(
     config, model_lines = choose_model(config)
     if is_pretrained_embedder(config.model.name) and config.model.weights is None:
         dlib_resnet.find_weights()  # fine-tuning random weights is not what was asked: say where it looked
-    data, split, chosen = load_people(config)
-    chosen = model_lines + chosen  # bad data stops here, before a run folder exists
+    data, split, chosen = load_people(config)  # bad data stops here, before a run folder exists
+    chosen = model_lines + chosen
     input_options(config.model.name, tuple(data.images.shape[1:]))  # a size the backbone cannot take stops here
     usable, lone = trainable_people(data.targets[split.train])
     if int(usable.sum()) < 4 or len(torch.unique(data.targets[split.train][usable])) < 2:
@@ -257,7 +270,8 @@ def _train(
         run.log(f"warning: {data.classes[person]} has one training image: left out of triplet mining")
     images = data.images[train_rows]
     input_size = (images.shape[1], images.shape[2], images.shape[3])
-    mean, std = pretrained_input(config.model.name, None)[1:3] if pretrained else channel_stats(images)
+    chip = pretrained_input(config.model.name, None) if pretrained else None
+    mean, std = (chip.mean, chip.std) if chip else channel_stats(images)
     torch.manual_seed(cfg.seed)
     model, options = build_model(config, input_size)
     chosen += [
@@ -280,7 +294,7 @@ def _train(
         "input_size": list(input_size),
         "model_name": config.model.name,
         "model_options": options,
-        "fit": "pad" if pretrained else config.data.fit,
+        "fit": chip.fit if chip else config.data.fit,
         "held_people": [data.classes[p] for p in split.held_people],
         "tta": "flip" if config.data.aug == "auto" else "none",  # trained on mirrored faces: embed both views
     }
