@@ -82,6 +82,9 @@ def train(
         None, "--mining", help="Embed: batch_hard (default) | batch_hard_soft | semi_hard | contrastive."
     ),
     margin: float = typer.Option(None, "--margin", help="Embed: triplet margin alpha (default 0.2, the course's)."),
+    faces: str = typer.Option(
+        None, "--faces", help="Embed: auto (default: photos through the face front-end, crops whole) | detect | none."
+    ),
     split: str = typer.Option(
         None,
         "--split",
@@ -102,7 +105,7 @@ def train(
     chosen = TASKS.get(task_name(task, source, data, data_dir))  # an unknown task stops here, before any run folder
     specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
     specific |= {"transfer": transfer, "unfreeze": unfreeze, "tta": tta, "sync_bn": sync_bn or None}
-    specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin, "split": split}
+    specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin, "split": split, "faces": faces}
     overrides = {
         "run": {"name": name},
         "data": {

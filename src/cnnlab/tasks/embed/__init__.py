@@ -42,7 +42,7 @@ TASK = Task(
     predict=_predict,
     evaluate=_evaluate,
     routes=("verify",),
-    options={"embedding_dim": "embed.dim", "mining": "embed.mining", "margin": "embed.margin"},
+    options={"embedding_dim": "embed.dim", "mining": "embed.mining", "margin": "embed.margin", "faces": "embed.faces"},
     pretrained=tuple(PRETRAINED),
 )
 

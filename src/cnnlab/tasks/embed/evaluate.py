@@ -251,7 +251,7 @@ def evaluate_run(
     channels, side, _ = embedder.input_size  # square: a run trains on side x side
     fit = "pad" if pretrained else embedder.fit  # the pretrained chip pads to a centred square
     faces = (embedder.meta.get("config") or {}).get("embed", {}).get("faces", "auto")  # as the run trained
-    people = load_people_folder(data, side, channels, fit, faces)
+    people = load_people_folder(data, side, channels, fit, faces)[0]
     folder = out or (
         Path(f"{target}-evaluation")
         if pretrained

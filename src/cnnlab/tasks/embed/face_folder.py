@@ -11,9 +11,9 @@ A photo where no face is found is skipped and listed (``strict``: an error namin
 >>> for person in ("ann", "bob"):
 ...     (root / person).mkdir()
 ...     Image.new("L", (92, 112)).save(root / person / "1.png")
->>> data = load_people_folder(root, 64, None, "stretch", "auto")   # small crops: no front-end needed
->>> data.images.shape, data.classes
-(torch.Size([2, 1, 64, 64]), ['ann', 'bob'])
+>>> data, note = load_people_folder(root, 64, None, "stretch", "auto")   # small crops: no front-end
+>>> data.images.shape, data.classes, note
+(torch.Size([2, 1, 64, 64]), ['ann', 'bob'], None)
 """
 
 from __future__ import annotations
@@ -52,40 +52,47 @@ def load_people_folder(
     mode: FaceMode,
     strict: bool = False,
     console: Console | None = None,
-    front_end: bool | None = None,
-) -> Dataset:
-    """``source/<person>/<photo>`` decoded at ``side`` x ``side``: face crops as they are, photos through the
-    face front-end (see the module). ``channels=None`` keeps grey pictures grey (1 channel when all are).
-    ``front_end``: whether the pictures go through it, when the caller has asked :func:`needs_front_end`."""
+) -> tuple[Dataset, str | None]:
+    """``source/<person>/<photo>`` decoded at ``side`` x ``side``, and a line for the log saying what the front-end
+    did (``None`` when the pictures are face crops read as they are). Photos go through the face front-end (see
+    the module). In ``auto`` mode, when faces are found in fewer than half the pictures, the folder is taken
+    for face crops larger than :data:`~cnnlab.tasks.embed.frontend.SMALL_PICTURE` (tight crops give the detector
+    too little background) and read whole, as ``none`` would. ``channels=None`` keeps grey pictures grey."""
     source = Path(source)
-    if not (needs_front_end(source, mode) if front_end is None else front_end):
-        return load_image_folder(source, size=side, channels=channels, fit=fit, strict=strict)
+    if not needs_front_end(source, mode):
+        return load_image_folder(source, size=side, channels=channels, fit=fit, strict=strict), None
     people = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = [(person.name, file) for person in people for file in list_image_files(person)]
     if not files:
         raise DataError("no images in the person folders", where=str(source), fix="put photos in source/<person>/")
     (console or Console()).print(f"Finding the face in {len(files)} photos (detect -> crop -> align)...")
     front = FaceFrontEnd.load()
-    log = ProblemLog(strict=strict)
-    chips: list[np.ndarray] = []
-    names: list[str] = []
-    paths: list[str] = []
+    found: list[tuple[str, str, np.ndarray]] = []
+    missed: list[DataError] = []
     for name, file in files:
         try:
-            chips.append(front.chip(read_image(file, channels=3), mode=mode, name=str(file)).pixels)
+            found.append((name, str(file), front.chip(read_image(file, channels=3), mode=mode, name=str(file)).pixels))
         except DataError as exc:  # no face (NoFaceFound), or a file that does not decode
-            log.report(exc)
-            continue
-        names.append(name)
-        paths.append(str(file))
-    if not chips:
-        raise DataError("no face found in any photo", where=str(source), fix="try --faces none for face crops")
+            missed.append(exc)
+    if mode == "auto" and len(found) < len(files) / 2:
+        data = load_image_folder(source, size=side, channels=channels, fit=fit, strict=strict)
+        return data, (
+            f"faces found in only {len(found)} of {len(files)} pictures: taken for face crops and read whole "
+            "(--faces detect requires a face in each)"
+        )
+    log = ProblemLog(strict=strict)
+    for exc in missed:
+        log.report(exc)
+    if not found:
+        raise DataError("no face found in any photo", where=str(source), fix="--faces none for face crops")
+    chips = [chip for _, _, chip in found]
     grey = all(np.array_equal(c[..., 0], c[..., 1]) and np.array_equal(c[..., 1], c[..., 2]) for c in chips)
     channels = channels or (1 if grey else 3)
-    images = [_resized(chip, side, channels, fit) for chip in chips]
-    classes = sorted(set(names))
-    targets = torch.tensor([classes.index(n) for n in names])
-    return Dataset(torch.stack(images), targets, classes, paths, log.problems)
+    images = torch.stack([_resized(chip, side, channels, fit) for chip in chips])
+    classes = sorted({name for name, _, _ in found})
+    targets = torch.tensor([classes.index(name) for name, _, _ in found])
+    dataset = Dataset(images, targets, classes, [path for _, path, _ in found], log.problems)
+    return dataset, f"each photo's face found, cropped and aligned (--faces {mode}), as verify and identify do"
 
 
 def _resized(chip: np.ndarray, side: int, channels: int, fit: Fit) -> torch.Tensor:

@@ -38,7 +38,7 @@ from cnnlab.tasks.config import channel_stats, eval_transform
 from cnnlab.tasks.embed.config import DEFAULT_SIDE, FINE_TUNE_LR, SCRATCH_LR, EmbedRunConfig
 from cnnlab.tasks.embed.embedder import Embedder
 from cnnlab.tasks.embed.evaluate import write_embedding_evaluation
-from cnnlab.tasks.embed.face_folder import load_people_folder, needs_front_end
+from cnnlab.tasks.embed.face_folder import load_people_folder
 from cnnlab.tasks.embed.people import PeopleSplit, split_people
 from cnnlab.tasks.embed.sampler import PeopleBatches, trainable_people
 from cnnlab.tasks.embed.trainer import EmbeddingTrainer
@@ -161,17 +161,14 @@ def load_people(config: EmbedRunConfig | dict[str, Any]) -> tuple[Dataset, Peopl
             where="--data",
             fix="cnnlab train --task embed --data PEOPLE, where PEOPLE/<person>/ holds that person's images",
         )
-    faces = config.embed.faces
-    cut = needs_front_end(source, faces)
     if is_pretrained_embedder(config.model.name):
         chip = pretrained_input(config.model.name, config.data.img_size)
         side, channels, fit, why = chip.side, 3, chip.fit, chip.why
     else:
         side, why = input_side(source, config.data.img_size)
         channels, fit = None, config.data.fit
-    data = load_people_folder(source, side, channels, fit, faces, config.data.strict, front_end=cut)
-    if cut:
-        why += f"; each photo's face found, cropped and aligned (embed.faces: {faces}), as verify and identify do"
+    data, faces = load_people_folder(source, side, channels, fit, config.embed.faces, config.data.strict)
+    why += f"; {faces}" if faces else ""
     split = split_people(data.targets, config.data.val_fraction, config.embed.probe_fraction, config.train.seed)
     return data, split, [why, split.describe(data.classes)]
 
