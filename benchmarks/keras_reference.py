@@ -21,6 +21,7 @@ docs/keras.md. Never run this in the project's venv. It writes to ``tests/keras/
   lossless images (which files each finds, and the pixels with each interpolation / aspect option)
 - ``keras_nested.npz``           (k) models nested in models (Sequential, model.add, functional in functional,
   MobileNetV2 at 96x96): per-row names, types and parameter counts, total / trainable / non-trainable counts
+- ``keras_activation_model.npz`` (l) Chollet's activation model over (a): the outputs of its first four layers
 
 Every model .npz holds ``weight_00``, ``weight_01``, ... in ``model.get_weights()`` order and Keras layouts
 (Conv2D kernel ``(kh, kw, in, out)``, Dense kernel ``(in, out)``), ``weight_names`` (``layer/variable``),
@@ -450,6 +451,19 @@ def fixture_k() -> None:
     save("keras_nested.npz", **out, **versions())
 
 
+def fixture_l(weights: list[np.ndarray]) -> None:
+    """(l) Chollet's activation model (Deep Learning with Python, 5.4) as Keras 3 takes it: ``Model(inputs=model.inputs,
+    outputs=[layer.output for layer in model.layers[:4]])`` over (a)'s convnet and weights; ``act_0`` .. ``act_3``
+    = its ``predict(x)`` (a list of four arrays) on a seeded ``x`` (3, 28, 28, 1)."""
+    keras.backend.clear_session()
+    model = mnist_convnet()
+    model.set_weights(weights)
+    activation_model = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers[:4]])
+    x = np.random.default_rng(SEED + 12).random((3, 28, 28, 1), dtype=np.float32)
+    outputs = activation_model.predict(x, verbose=0)
+    save("keras_activation_model.npz", x=x, **{f"act_{i}": out for i, out in enumerate(outputs)}, **versions())
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     tf.config.experimental.enable_op_determinism()
@@ -464,6 +478,7 @@ def main() -> None:
     fixture_i()
     fixture_j()
     fixture_k()
+    fixture_l(weights_a)
 
 
 if __name__ == "__main__":

@@ -474,10 +474,16 @@ class Model(BaseModel):
     (torch.Size([2, 10]), 6)
     """
 
-    def __init__(self, inputs: Input | SymbolicTensor, outputs: SymbolicTensor, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        inputs: Input | SymbolicTensor,
+        outputs: SymbolicTensor | Sequence[SymbolicTensor],
+        *,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name)
-        source, sink = _single(inputs, "inputs"), _single(outputs, "outputs")
-        order = _topological_order(sink)
+        source, sinks = _single(inputs, "inputs"), _outputs(outputs)
+        order = _topological_order(sinks)
         starts = [node for node in order if not node.parents]
         if starts != [source]:
             raise ConfigError(
@@ -492,17 +498,31 @@ class Model(BaseModel):
         self.layers = nn.ModuleList(layers)
         layer_index = {id(layer): i for i, layer in enumerate(layers)}
         node_index = {id(node): i for i, node in enumerate(order)}
-        # Each node: (index into self.layers, indices of the parent nodes); the output is the last.
+        # Each node: (index into self.layers, indices of the parent nodes).
         self._nodes = [(layer_index[id(n.layer)], tuple(node_index[id(p)] for p in n.parents)) for n in order]
-        self.input_shape, self.output_shape = source.shape, sink.shape
+        #: The nodes the model returns, in the order of ``outputs`` (one: a tensor; several: a list).
+        self._output_nodes = tuple(node_index[id(sink)] for sink in sinks)
+        self.input_shape = source.shape
+        self.output_shapes = [sink.shape for sink in sinks]
+        self.output_shape = self.output_shapes[0] if len(sinks) == 1 else None
+
+    @property
+    def multi_output(self) -> bool:
+        """Whether the model returns a list of tensors (``Model(x, [a, b])``) rather than one."""
+        return len(self._output_nodes) > 1
 
     def build(self, input_shape: Sequence[int]) -> Shape:
         if tuple(input_shape) != self.input_shape:
             raise ShapeError(f"Model: built for input {self.input_shape}, received {tuple(input_shape)}")
+        if self.multi_output:
+            raise ConfigError(
+                f"Model: a model with {len(self._output_nodes)} outputs cannot be a layer of another model",
+                fix="call it on arrays, or build the outer graph from its layers' outputs",
+            )
         assert self.output_shape is not None
         return self.output_shape
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         values: list[torch.Tensor] = []
         for layer_index, parents in self._nodes:
             if not parents:
@@ -511,10 +531,17 @@ class Model(BaseModel):
             layer = self.layers[layer_index]
             args = [values[p] for p in parents]
             values.append(layer(args if layer.multi_input else args[0]))
-        return values[-1]
+        if self.multi_output:
+            return [values[i] for i in self._output_nodes]
+        return values[self._output_nodes[0]]
 
     def output_layer(self) -> Layer:
-        return self.layers[self._nodes[-1][0]]
+        if self.multi_output:
+            raise ConfigError(
+                f"Model: compile and fit train a model with one output; this one has {len(self._output_nodes)}",
+                fix="use it for predict (a list of arrays), or build a model per output",
+            )
+        return self.layers[self._nodes[self._output_nodes[0]][0]]
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -522,6 +549,7 @@ class Model(BaseModel):
             "name": self.name,
             "layers": [layer.get_config() for layer in self.layers],
             "nodes": [[i, list(parents)] for i, parents in self._nodes],
+            "outputs": list(self._output_nodes),
         }
 
 
@@ -533,12 +561,15 @@ def model_from_config(config: dict[str, Any], where: str | None = None) -> BaseM
         return Sequential(layers, name=config.get("name"), input_shape=config.get("input_shape"))
     if kind == "Model":
         layers = [layer_from_config(c, where=f"{where}: layers[{i}]") for i, c in enumerate(config["layers"])]
-        return Model(*rebuild_graph(layers, config["nodes"]), name=config.get("name"))
+        return Model(*rebuild_graph(layers, config["nodes"], config.get("outputs")), name=config.get("name"))
     raise ConfigError(f"unknown model class {kind!r}", where=where, fix="expected 'Sequential' or 'Model'")
 
 
-def rebuild_graph(layers: Sequence[Layer], nodes: Sequence[Sequence[Any]]) -> tuple[SymbolicTensor, SymbolicTensor]:
-    """Call ``layers`` as the ``nodes`` of :meth:`Model.get_config` say; returns ``(input, output)`` for ``Model``."""
+def rebuild_graph(
+    layers: Sequence[Layer], nodes: Sequence[Sequence[Any]], outputs: Sequence[int] | None = None
+) -> tuple[SymbolicTensor, SymbolicTensor | list[SymbolicTensor]]:
+    """Call ``layers`` as the ``nodes`` of :meth:`Model.get_config` say; returns ``(input, outputs)`` for
+    ``Model``: the ``outputs`` nodes (one: the tensor; default: the last node)."""
     tensors: list[SymbolicTensor] = []
     for layer_index, parents in nodes:
         layer = layers[layer_index]
@@ -548,7 +579,8 @@ def rebuild_graph(layers: Sequence[Layer], nodes: Sequence[Sequence[Any]]) -> tu
             args = [tensors[p] for p in parents]
             tensors.append(layer(args if layer.multi_input else args[0]))
     start = next(t for t, (_, parents) in zip(tensors, nodes, strict=True) if not parents)
-    return start, tensors[-1]
+    ends = [tensors[i] for i in (outputs if outputs is not None else [-1])]
+    return start, ends[0] if len(ends) == 1 else ends
 
 
 def load_model_yaml(path: str | Path) -> Sequential:
@@ -649,7 +681,7 @@ def assign_names(layers: Sequence[Layer], taken: set[str]) -> None:
 def _single(value: Any, what: str) -> SymbolicTensor:
     if isinstance(value, list | tuple):
         if len(value) != 1:
-            raise ConfigError(f"Model: {what} must be one tensor (got {len(value)})", fix="one input and one output")
+            raise ConfigError(f"Model: {what} must be one tensor (got {len(value)})", fix="one input per model")
         value = value[0]
     if isinstance(value, Input):
         value = value.output
@@ -661,19 +693,28 @@ def _single(value: Any, what: str) -> SymbolicTensor:
     return value
 
 
-def _topological_order(sink: SymbolicTensor) -> list[SymbolicTensor]:
-    """Nodes in an order where parents come before children; ``sink`` last (iterative DFS)."""
+def _outputs(value: Any) -> list[SymbolicTensor]:
+    """``outputs`` of a functional model: one tensor, or a non-empty list of them."""
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ConfigError("Model: outputs is empty", fix="pass the tensor (or list of tensors) the model returns")
+    return [_single(item, "outputs") for item in items]
+
+
+def _topological_order(sinks: SymbolicTensor | Sequence[SymbolicTensor]) -> list[SymbolicTensor]:
+    """Nodes in an order where parents come before children (iterative DFS from each of ``sinks`` in turn)."""
     order: list[SymbolicTensor] = []
     seen: set[int] = set()
-    stack: list[tuple[SymbolicTensor, bool]] = [(sink, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent in reversed(node.parents))
+    for sink in [sinks] if isinstance(sinks, SymbolicTensor) else sinks:
+        stack: list[tuple[SymbolicTensor, bool]] = [(sink, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+            elif id(node) not in seen:
+                seen.add(id(node))
+                stack.append((node, True))
+                stack.extend((parent, False) for parent in reversed(node.parents))
     return order
 
 

@@ -238,8 +238,8 @@ def test_pnet_map_equals_running_it_window_by_window() -> None:
     image = to_pnet_input(np.random.default_rng(0).integers(0, 256, (40, 46, 3), dtype=np.uint8))[0]
     with torch.no_grad():
         probs, offsets = net(image[None])
-    torch.testing.assert_close(probs[0], crop_by_crop(lambda c: net(c)[0], image, 12, 2), atol=1e-5, rtol=0)
-    torch.testing.assert_close(offsets[0], crop_by_crop(lambda c: net(c)[1], image, 12, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(probs[0], crop_by_crop(lambda c: net(c)[0], image, 12, 2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(offsets[0], crop_by_crop(lambda c: net(c)[1], image, 12, 2), atol=1e-5, rtol=1e-5)
 
 
 def test_pnet_refuses_files_that_are_not_its_weights(tmp_path: Path) -> None:

@@ -118,3 +118,19 @@ def test_one_epoch_of_sgd_updates_the_weights_as_keras_does() -> None:
         rounding = 8 * np.finfo(np.float32).eps * np.abs(initial).max()  # float32 weights round the sum
         np.testing.assert_allclose(ours - initial, step, rtol=1e-3, atol=rounding)
     assert model.evaluate(x, y, verbose=0) == pytest.approx(float(data["loss_after"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("spelling", ["input", "inputs"])
+def test_chollets_activation_model_returns_keras_activations(spelling: str) -> None:
+    """Deep Learning with Python 5.4: a model over the first four layers' outputs. Keras 3.15 takes only
+    ``model.inputs`` for a Sequential (``model.input`` is an AttributeError there); cnnlab takes both."""
+    model = mnist_convnet()
+    model.set_weights(weights(np.load(FIXTURES / "keras_mnist_convnet.npz")))
+    data = np.load(FIXTURES / "keras_activation_model.npz")
+    activation_model = keras.Model(
+        inputs=getattr(model, spelling), outputs=[layer.output for layer in model.layers[:4]]
+    )
+    activations = activation_model.predict(data["x"], verbose=0)
+    assert len(activations) == 4
+    for i, got in enumerate(activations):
+        np.testing.assert_allclose(got, data[f"act_{i}"], rtol=1e-5, atol=1e-5)

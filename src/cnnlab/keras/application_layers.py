@@ -18,11 +18,17 @@ nothing to freeze.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from cnnlab.core.errors import ConfigError
+from cnnlab.layers.base import SymbolicTensor
+
+if TYPE_CHECKING:
+    from cnnlab.keras.applications import Application
 
 LayerModules = list[tuple[str, nn.Module | None]]
 
@@ -35,9 +41,10 @@ class ApplicationLayer:
 
     built = True
 
-    def __init__(self, name: str, module: nn.Module | None) -> None:
+    def __init__(self, name: str, module: nn.Module | None, application: Application | None = None) -> None:
         self.name = name
         self.module = module
+        self.application = application
         self.keras_class_name = _keras_class(name, module)
         self.output_shape: tuple[int, ...] | None = None  # per sample, channels-first; set by trace_shapes
         self._trainable = True
@@ -62,6 +69,14 @@ class ApplicationLayer:
 
     def count_params(self) -> int:
         return sum(w.numel() for w in self.weights)
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """Its output tensor on the application's input (Keras' ``layer.output``; VGG16 and VGG19), for
+        ``Model(base.input, [base.get_layer(name).output, ...])`` (:mod:`cnnlab.keras.application_outputs`)."""
+        if self.application is None:
+            raise ConfigError(f"the layer {self.name} belongs to no application", fix="take it from base.layers")
+        return self.application.inner_output(self.name)
 
     @property
     def frozen_batch_norm(self) -> nn.Module | None:

@@ -26,6 +26,7 @@ differ from Keras' own ``VGG16`` while the architecture matches.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +40,9 @@ from torch import nn
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, keras_weights, trace_shapes
-from cnnlab.keras.layers import KERAS_LAYERS, channels_last
-from cnnlab.layers.base import Layer, Shape
+from cnnlab.keras.application_outputs import InnerOutput, output_modules
+from cnnlab.keras.layers import KERAS_LAYERS, Input, channels_last
+from cnnlab.layers.base import Layer, Shape, SymbolicTensor
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 from cnnlab.models.registry import create_model, input_options
 from cnnlab.models.weights import WEIGHTS, WeightSpec, weight_spec, weight_specs
@@ -130,10 +132,70 @@ class Application(Layer):
         """
         if self._layers is None:
             found = keras_layer_modules(self.model, self.net, self.include_top, self.pooling)
-            self._layers = [ApplicationLayer(name, module) for name, module in found]
+            self._layers = [ApplicationLayer(name, module, self) for name, module in found]
             for layer in self._layers:
                 layer.trainable = self._trainable
         return self._layers
+
+    # ----- the graph: Keras' base.input, base.output, base.get_layer(name).output -------------------------
+    @property
+    def input(self) -> SymbolicTensor:
+        """The application's input tensor (Keras' ``base_model.input``): ``Model(base.input, outputs)`` builds a
+        model over the application (``base.output``) or its inner layers (``base.get_layer(name).output``)."""
+        start = self.__dict__.get("_graph_input")
+        if start is None:
+            if self.input_shape is None:
+                raise ConfigError(
+                    f"{self.label}: the application has no input tensor without an input shape",
+                    fix="build it with input_shape=(H, W, C)",
+                )
+            start = self.__dict__["_graph_input"] = Input(shape=channels_last(self.input_shape))
+        return start.output
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """The application's output tensor on :attr:`input` (Keras' ``base_model.output``): put a head on it, e.g.
+        ``Model(base.input, Dense(5)(GlobalAveragePooling2D()(base.output)))``."""
+        if self.__dict__.get("_graph_output") is None:
+            self.__dict__["_graph_output"] = self(self.input)
+        return self.__dict__["_graph_output"]
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> ApplicationLayer:
+        """An inner layer by ``name`` or ``index`` of :attr:`layers` (Keras' ``base.get_layer("block5_conv4")``)."""
+        if (name is None) == (index is None):
+            raise ConfigError("get_layer: give a name or an index, not both", fix="base.get_layer('block1_conv1')")
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        close = difflib.get_close_matches(str(name), [layer.name for layer in self.layers], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"get_layer: {self.label} has no layer named {name!r}{hint}", fix="see base.layers")
+
+    def inner_output(self, name: str) -> SymbolicTensor:
+        """The output tensor of the inner layer ``name`` (what ``get_layer(name).output`` returns)."""
+        made: dict[str, SymbolicTensor] = self.__dict__.setdefault("_inner_outputs", {})
+        if name == "input_layer":
+            return self.input
+        if name not in made:
+            modules = output_modules(self.model, self.net)
+            if name not in modules:
+                raise ConfigError(
+                    f"{self.label}: the output of the inner layer {name!r} is not available"
+                    + ("" if modules else f": inner outputs are kept for VGG16 and VGG19, not {self.model}"),
+                    fix="use the application's own output (base.output), or VGG16 / VGG19 for inner activations",
+                )
+            if not self.built:  # now, not on the first pass with the hooks on
+                self.build(self.input_shape)
+            trace_shapes(self.layers, self.net, self.forward, self.input_shape)  # type: ignore[arg-type]
+            layer = self.get_layer(name)
+            made[name] = InnerOutput(self, name, modules[name], layer.keras_class_name)(self.input)
+        return made[name]
+
+    def inner_outputs(self) -> list[InnerOutput]:
+        """The :class:`InnerOutput` layers made so far (one pass of the net computes all of them)."""
+        return [t.layer for t in self.__dict__.get("_inner_outputs", {}).values()]  # type: ignore[misc]
 
     def summary(self, print_fn: Any = None, show_trainable: bool = False) -> None:
         """Keras' table of the layers inside (:attr:`layers`), with output shapes and parameters."""

@@ -49,7 +49,7 @@ from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.core.registry import Registry
 from cnnlab.keras import initializers
 from cnnlab.keras import preprocessing_layers as pl
-from cnnlab.layers.base import Shape
+from cnnlab.layers.base import Shape, SymbolicTensor
 
 #: Every Keras layer class by name: saved models are rebuilt through it.
 KERAS_LAYERS: Registry[type[KerasLayer]] = Registry("Keras layer")
@@ -257,6 +257,45 @@ class KerasLayer:
                 for weight in (w for w in self._keras_weights() if w.dim() >= 2):
                     weight.copy_(_initial_values(tuple(weight.shape), self._kernel_init))
         return out
+
+    # ----- the graph: the tensors of the layer's first call -----------------------------------------
+    def _call_symbolic(self, inputs: Any) -> SymbolicTensor:
+        out = super()._call_symbolic(inputs)  # type: ignore[misc]
+        if self.__dict__.get("_first_output") is None:
+            self._first_output = out
+        return out
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """The tensor the layer's first call in a graph returned (Keras' ``layer.output``): a functional model's
+        layers, and a built ``Sequential``'s, have one, so ``Model(model.input, [layer.output for layer in
+        model.layers[:4]])`` makes a model that returns the activations of the first four layers.
+
+        >>> from cnnlab.keras import Sequential
+        >>> model = Sequential([Input(shape=(8, 8, 1)), Conv2D(2, 3), Flatten()])
+        >>> model.layers[0].output.shape        # cnnlab's channels-first per-sample shape
+        (2, 6, 6)
+        """
+        out = self.__dict__.get("_first_output")
+        if out is None:
+            raise ConfigError(
+                f"The layer {self.name or type(self).__name__} has never been called and thus has no defined output",
+                fix="call it on a tensor of a functional graph (y = layer(x)), or give its Sequential an input shape "
+                "(Input(shape=...) first, or input_shape= on the first layer)",
+            )
+        return out
+
+    @output.setter
+    def output(self, value: SymbolicTensor) -> None:  # Input's own tensor
+        self._first_output = value
+
+    @property
+    def input(self) -> SymbolicTensor | list[SymbolicTensor]:
+        """The tensor (a list for ``Add`` / ``Concatenate``) of the layer's first call (Keras' ``layer.input``)."""
+        parents = self.output.parents
+        if not parents:  # an Input is its own input
+            return self.output
+        return list(parents) if self.multi_input else parents[0]  # type: ignore[attr-defined]
 
     # ----- weights in Keras' layouts --------------------------------------------------------------
     def _keras_weights(self) -> list[torch.Tensor]:

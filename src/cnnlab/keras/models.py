@@ -62,16 +62,25 @@ from cnnlab.keras import losses as keras_losses
 from cnnlab.keras import metrics as keras_metrics
 from cnnlab.keras import mixed_precision
 from cnnlab.keras import optimizers as keras_optimizers
+from cnnlab.keras.application_outputs import InnerOutput
 from cnnlab.keras.applications import Application
 from cnnlab.keras.callbacks import Callback, accuracy_name, keras_logs, to_trainer_callback
-from cnnlab.keras.layers import KerasLayer, _as_plain, channels_first, channels_last, keras_shape, layer_from_config
+from cnnlab.keras.layers import (
+    Input,
+    KerasLayer,
+    _as_plain,
+    channels_first,
+    channels_last,
+    keras_shape,
+    layer_from_config,
+)
 from cnnlab.keras.layers import Layer as CustomLayer
+from cnnlab.keras.progress import KerasProgbar
 from cnnlab.keras.saving import get_registered_name, get_registered_object
 from cnnlab.layers.base import Input as CnnlabInput
 from cnnlab.layers.base import SymbolicTensor
 from cnnlab.train import Callback as TrainerCallback
 from cnnlab.train import TrainConfig, Trainer
-from cnnlab.train.callbacks import ProgressBar
 from cnnlab.train.trainer import Batch, BatchSource, Logs
 
 SAVE_FORMAT = "cnnlab-keras-model/1"
@@ -367,6 +376,11 @@ class _KerasModel:
         Compiling again starts a new optimizer state.
         """
         _refuse("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        if getattr(self, "multi_output", False):
+            raise ConfigError(
+                f"compile: cnnlab.keras trains models with one output; this one has {len(self.outputs)}",
+                fix="use it for predict (it returns a list of arrays, one per output), or build a model per output",
+            )
         if steps_per_execution != 1:
             raise ConfigError(f"compile: steps_per_execution must be 1. Received: {steps_per_execution}")
         if loss is None:
@@ -416,7 +430,8 @@ class _KerasModel:
 
         ``validation_split`` holds out the last fraction of the arrays (before shuffling);
         ``validation_data`` (``(x_val, y_val)``, ``(x_val, y_val, w_val)``, a generator or a batch source) takes
-        precedence over it, as in Keras. ``verbose`` (1 or ``'auto'``) shows a progress bar. ``initial_epoch``
+        precedence over it, as in Keras. ``verbose``: 1 or ``'auto'`` Keras' ``Epoch k/N`` and a bar per epoch,
+        2 one line per epoch, 0 nothing (:mod:`cnnlab.keras.progress`). ``initial_epoch``
         goes on from an earlier fit: epochs ``initial_epoch`` .. ``epochs - 1`` run, so numbered in the callbacks
         and in ``History.epoch`` (the transfer notebook's ``fit(..., epochs=10, initial_epoch=history.epoch[-1])``).
 
@@ -463,8 +478,9 @@ class _KerasModel:
         torch_optimizer = self.optimizer.build(self.parameters())
         if epochs > initial_epoch:  # Keras trains epochs initial_epoch .. epochs - 1 (none when there are none)
             config = dataclasses.replace(compiled.config, epochs=epochs - initial_epoch, batch_size=batch_size)
-            progress: list[TrainerCallback] = [ProgressBar()] if verbose else []
-            self._trainer(config, [*progress, adapter], torch_optimizer).fit(train, val)
+            keys = ["loss", *(_log_key(m) for m in compiled.metrics)]
+            progress = KerasProgbar(_verbosity(verbose), keys, accuracy_name(self), epochs, initial_epoch)
+            self._trainer(config, [progress, adapter], torch_optimizer).fit(train, val)
         rows: list[dict[str, float]] = adapter.history
         history = {key: [row[key] for row in rows if key in row] for key in dict.fromkeys(k for r in rows for k in r)}
         params = {"verbose": verbose, "epochs": epochs, "steps": len(train)}
@@ -521,8 +537,7 @@ class _KerasModel:
             inputs = self._inputs(x, "predict")
             cs._check_not_empty(inputs, "predict")
             source = cs._loader(inputs, torch.zeros(len(inputs)), batch_size or config.eval_batch_size)
-        out = self._trainer(config, []).predict(source).numpy()
-        return _channels_last_output(out)
+        return _keras_outputs(self._trainer(config, []).predict(source))
 
     def fit_generator(self, generator: Any, *args: Any, **kwargs: Any) -> History:
         """Keras 2's name for ``fit`` on a generator (TensorFlow's Keras warned it was deprecated; Keras 3 removed
@@ -601,6 +616,32 @@ class _KerasModel:
         close = difflib.get_close_matches(str(name), names, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"get_layer: no layer named {name!r}{hint}", fix=f"the layers: {', '.join(names)}")
+
+    # ----- the graph: Keras' model.input / model.output ------------------------------------------------
+    def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
+        raise NotImplementedError
+
+    @property
+    def input(self) -> SymbolicTensor:
+        """The graph's input tensor (Keras' ``model.input``): with layers' ``output`` it makes a new model over the
+        same layers and weights, e.g. one that returns intermediate activations (see :class:`Model`)."""
+        return self._graph()[0]
+
+    @property
+    def inputs(self) -> list[SymbolicTensor]:
+        """``[model.input]``: a cnnlab.keras model has one input."""
+        return [self.input]
+
+    @property
+    def output(self) -> SymbolicTensor | list[SymbolicTensor]:
+        """The graph's output tensor (a list for a model with several outputs)."""
+        outputs = self._graph()[1]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        """The graph's output tensors, as a list."""
+        return list(self._graph()[1])
 
     @property
     def metrics_names(self) -> list[str]:
@@ -817,10 +858,10 @@ class _KerasModel:
                     module.train()
         try:
             with torch.no_grad():
-                out = super().__call__(inputs).numpy()  # type: ignore[misc]
+                out = super().__call__(inputs)  # type: ignore[misc]
         finally:
             self.train(was_training)
-        return _channels_last_output(out)
+        return _keras_outputs(out)
 
     # ----- weights ---------------------------------------------------------------------------------
     @property
@@ -836,8 +877,16 @@ class _KerasModel:
 
     @property
     def weights(self) -> list[torch.Tensor]:
-        """Every layer's weights in Keras' layouts, in layer order."""
-        return [w for layer in self.layers for w in layer.weights]
+        """Every layer's weights in Keras' layouts, in layer order; a weight two layers share (the inner outputs
+        of one application) once."""
+        seen: set[tuple[int, tuple[int, ...]]] = set()
+        found = []
+        for w in (w for layer in self.layers for w in layer.weights):
+            key = (w.data_ptr(), tuple(w.shape))
+            if key not in seen:
+                seen.add(key)
+                found.append(w)
+        return found
 
     @property
     def trainable_weights(self) -> list[torch.Tensor]:
@@ -951,6 +1000,9 @@ class Sequential(_KerasModel, cs.Sequential):
     ) -> None:
         super().__init__(name=name)
         self._keras_init(trainable)
+        # The graph Keras keeps for a built Sequential (plain attributes: not sub-modules of the model).
+        self.__dict__["_graph_start"] = None
+        self.__dict__["_linked"] = []
         for layer in layers or ():
             self.add(layer)
 
@@ -984,8 +1036,36 @@ class Sequential(_KerasModel, cs.Sequential):
                 self.output_shape = layer.build(self.output_shape)
         else:
             super().add(layer)  # type: ignore[arg-type]
+        if isinstance(layer, CnnlabInput):
+            self.__dict__["_graph_start"] = layer
         if not self._trainable:  # a frozen model freezes what it takes; otherwise each keeps its own flags
             layer.trainable = False
+        self._link()
+
+    def build(self, input_shape: Sequence[int | None]) -> tuple[int, ...]:
+        out = super().build(input_shape)
+        self._link()
+        return out
+
+    def _link(self) -> None:
+        """Keras' graph of a built ``Sequential``: an ``Input`` and each layer called on the one before, so
+        ``layer.output`` and ``model.input`` work as in Keras (the layers keep the tensors of their first call)."""
+        if self.input_shape is None:
+            return
+        if self._graph_start is None:
+            self.__dict__["_graph_start"] = Input(shape=channels_last(self.input_shape))
+        while len(self._linked) < len(self.layers):
+            previous = self._linked[-1] if self._linked else self._graph_start.output
+            self._linked.append(self.layers[len(self._linked)](previous))
+
+    def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
+        if self._graph_start is None or not self._linked:
+            raise ConfigError(
+                f"Sequential model '{self.name or self.default_name}' has no defined input or output yet",
+                fix="give it an input shape (Input(shape=...) first, or input_shape= on the first layer) and a layer",
+            )
+        self._link()
+        return self._graph_start.output, [self._linked[-1]]
 
 
 class Model(_KerasModel, cs.Model):
@@ -1015,6 +1095,10 @@ class Model(_KerasModel, cs.Model):
         super().__init__(inputs, outputs, name=name)
         _check_keras_layers(self.layers, "Model")
         self._keras_init(trainable)
+        self.__dict__["_graph_ends"] = (cs._single(inputs, "inputs"), cs._outputs(outputs))
+
+    def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
+        return self._graph_ends
 
 
 def _unique_name(base: str, taken: set[str | None]) -> str:
@@ -1028,7 +1112,7 @@ def _unique_name(base: str, taken: set[str | None]) -> str:
 def _name_nested_models(outputs: Any) -> None:
     """Unnamed functional models inside a graph get Keras' name ``functional`` (``functional_1``, ...)."""
     try:
-        nodes = cs._topological_order(cs._single(outputs, "outputs"))
+        nodes = cs._topological_order(cs._outputs(outputs))
     except ConfigError:
         return  # cnnlab's Model reports it
     taken = {node.layer.name for node in nodes}
@@ -1040,7 +1124,7 @@ def _name_nested_models(outputs: Any) -> None:
 
 def _check_keras_layers(layers: Sequence[Any], where: str) -> None:
     for layer in layers:
-        if not isinstance(layer, KerasLayer | _KerasModel | Application):
+        if not isinstance(layer, KerasLayer | _KerasModel | Application | InnerOutput):
             raise ConfigError(
                 f"{where} takes cnnlab.keras.layers (Keras' channels-last conventions); "
                 f"received {type(layer).__module__}.{type(layer).__name__}",
@@ -1092,14 +1176,31 @@ def print_summary(
         (print_fn or print)(text)
 
 
-def _channels_last_output(out: np.ndarray) -> np.ndarray:
-    """A model's output as Keras gives it: image-like outputs ``(N, C, ...)`` channels-last, others as they are."""
-    return np.ascontiguousarray(np.moveaxis(out, 1, -1)) if out.ndim >= 3 else out
+def _keras_outputs(out: torch.Tensor | list[torch.Tensor]) -> np.ndarray | list[np.ndarray]:
+    """A model's output as Keras gives it: numpy, image-like outputs ``(N, C, ...)`` channels-last, others as they
+    are; a list of arrays for a model with several outputs."""
+    if isinstance(out, list):
+        return [_channels_last_output(o) for o in out]
+    return _channels_last_output(out)
+
+
+def _channels_last_output(out: torch.Tensor) -> np.ndarray:
+    array = out.detach().cpu().numpy()
+    return np.ascontiguousarray(np.moveaxis(array, 1, -1)) if array.ndim >= 3 else array
 
 
 def _as_float(inputs: torch.Tensor) -> torch.Tensor:
     """uint8 images as float32 values 0..255 (as Keras feeds them); arrays get this per batch from their loader."""
     return inputs if inputs.is_floating_point() else inputs.float()
+
+
+def _verbosity(verbose: int | str) -> int:
+    """Keras' ``verbose``: ``'auto'`` is 1 (a bar per epoch), 2 a line per epoch, 0 nothing."""
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):  # True / False are 1 / 0, as in Keras
+        raise ConfigError(f"verbose must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}", fix="verbose=1")
+    return int(verbose)
 
 
 def _check_batch_size(batch_size: int | None) -> int:
@@ -1210,7 +1311,7 @@ def model_from_config(
             model.build(config["input_shape"])
         return model
     if config.get("class") == "Model":
-        graph = cs.rebuild_graph(layers, config["nodes"])  # type: ignore[arg-type]
+        graph = cs.rebuild_graph(layers, config["nodes"], config.get("outputs"))  # type: ignore[arg-type]
         return Model(*graph, name=config.get("name"), trainable=trainable)
     raise ConfigError(f"unknown model class {config.get('class')!r}", fix="expected 'Sequential' or 'Model'")
 

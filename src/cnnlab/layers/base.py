@@ -54,6 +54,9 @@ class SymbolicTensor:
     layer: Layer
     parents: tuple[SymbolicTensor, ...] = ()
 
+    def __repr__(self) -> str:
+        return f"SymbolicTensor(shape={self.shape}, layer={self.layer.name or type(self.layer).__name__!r})"
+
 
 class Layer(nn.Module, ABC):
     """Base class: subclasses check their arguments in ``__init__`` and implement

@@ -210,10 +210,11 @@ class Trainer:
         for metric in self.metrics:
             metric.update(outputs, targets)
 
-    def predict_step(self, batch: Batch) -> torch.Tensor:
-        """Logits (float32) for one batch."""
+    def predict_step(self, batch: Batch) -> torch.Tensor | list[torch.Tensor]:
+        """Logits (float32) for one batch; a list for a model with several outputs."""
         x, _ = self.prepare(batch)
-        return self.logits(self.eval_model, x).float()
+        out = self.logits(self.eval_model, x)
+        return [o.float() for o in out] if isinstance(out, list) else out.float()
 
     @property
     def eval_model(self) -> nn.Module:
@@ -301,17 +302,20 @@ class Trainer:
             means |= metric.result()
         return means
 
-    def predict(self, data: BatchSource) -> torch.Tensor:
-        """Concatenated logits over ``data``, in order, on the CPU."""
+    def predict(self, data: BatchSource) -> torch.Tensor | list[torch.Tensor]:
+        """Concatenated logits over ``data``, in order, on the CPU (a list, one per output, for a model with
+        several outputs)."""
         was_training = self.model.training
         self.eval_model.eval()
         with torch.inference_mode():
-            outputs = [self.predict_step(batch) for batch in data.batches()]
-            if self.device.type != "cpu":  # each batch's: a whole set's outputs need not fit on the GPU
-                outputs = [output.cpu() for output in outputs]
-            out = torch.cat(outputs)
+            outputs = []
+            for batch in data.batches():  # each batch's to the CPU: a whole set's outputs need not fit on the GPU
+                out = self.predict_step(batch)
+                outputs.append([o.cpu() for o in out] if isinstance(out, list) else out.cpu())
         self.model.train(was_training)
-        return out
+        if isinstance(outputs[0], list):
+            return [torch.cat(parts) for parts in zip(*outputs, strict=True)]
+        return torch.cat(outputs)
 
     # ----- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
