@@ -128,6 +128,10 @@ def test_inner_outputs_share_one_pass_stop_early_and_pass_gradients_to_the_image
     sum(f.square().mean() for f in features).backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
     assert extractor.count_params() == sum(w.numel() for w in vgg.weights[:8])  # conv1_1 .. conv2_2, once each
+    weights = extractor.get_weights()
+    assert [w.shape for w in weights] == [tuple(w.shape) for w in vgg.weights[:8]]
+    extractor.set_weights([np.zeros_like(w) for w in weights])
+    assert not vgg.get_layer("block2_conv2").get_weights()[0].any()  # written through to the application
 
 
 def test_a_head_on_the_base_output_trains_with_the_base_frozen() -> None:

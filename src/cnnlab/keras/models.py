@@ -900,21 +900,25 @@ class _KerasModel:
 
     def get_weights(self) -> list[np.ndarray]:
         """All weights as numpy arrays in Keras' layouts (what Keras' ``get_weights`` lists)."""
-        return [w for layer in self.layers for w in layer.get_weights()]
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set all weights from arrays in Keras' layouts, in :meth:`get_weights` order."""
-        weights = list(weights)
-        counts = [len(layer.weights) for layer in self.layers]
-        if len(weights) != sum(counts):
+        current, values = self.weights, [np.asarray(w) for w in weights]
+        if len(values) != len(current):
             raise ShapeError(
-                f"set_weights: the model has {sum(counts)} weight arrays; received {len(weights)}",
+                f"set_weights: the model has {len(current)} weight arrays; received {len(values)}",
                 fix="pass what get_weights() returns",
             )
-        start = 0
-        for layer, count in zip(self.layers, counts, strict=True):
-            layer.set_weights(weights[start : start + count])
-            start += count
+        for i, (target, value) in enumerate(zip(current, values, strict=True)):
+            if tuple(target.shape) != value.shape:
+                raise ShapeError(
+                    f"set_weights: weight {i} has shape {tuple(target.shape)}; received {value.shape}",
+                    fix="pass what get_weights() returns, in Keras' layouts",
+                )
+        with torch.no_grad():
+            for target, value in zip(current, values, strict=True):
+                target.copy_(torch.as_tensor(value, dtype=target.dtype))
 
     def count_params(self) -> int:
         """Number of weight values (BatchNormalization's moving statistics included, as Keras counts)."""
