@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cnnlab.cli.app import main
 from cnnlab.data.series_files import read_ts
@@ -36,6 +37,7 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     results = json.loads((run / "results.json").read_text())
     assert results["test_samples"] == 40 and results["test_acc"] >= 0.9, results
     assert "model fcn" in out and "test set: the source's own" in out and "Test accuracy" in out
+    assert "precision fp32" in out and yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
     rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
     losses = [float(row[rows[0].index("loss")]) for row in rows[1:]]
     assert losses[-1] < losses[0] / 2  # the training loss falls
@@ -89,6 +91,7 @@ def test_a_folder_of_recordings_trains_with_the_speaker_split(tone_folder: Path,
     assert code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert ("every recording of cy" in out and "log-mel" in out.lower()) or "logmel" in out.lower()
+    assert "precision auto: the device's plan" in out
     run = only_run(tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["test_samples"] == 12 and results["test_acc"] >= 0.9

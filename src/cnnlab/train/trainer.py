@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import DataError, TrainingError
+from cnnlab.runtime.conv3d_guard import guard_shallow_conv3d
 from cnnlab.runtime.device import DeviceChoice, to_device
 from cnnlab.runtime.fast_dropout import use_hash_dropout
 from cnnlab.runtime.precision import SpeedPlan, apply_backend_settings, plan_speed
@@ -95,9 +96,12 @@ class Trainer:
             device=self.device_request(),
             deterministic=self.config.deterministic,
         )
-        if self.plan.channels_last and any(p.dim() == 5 for p in model.parameters()):
+        three_d = any(p.dim() == 5 for p in model.parameters())
+        if self.plan.channels_last and three_d:
             layout = "NCDHW: channels_last is torch's layout for 2-D convs, and this model has 3-D ones"
             self.plan = dataclasses.replace(self.plan, channels_last=False, reasons=(*self.plan.reasons, layout))
+        if three_d and self.plan.bf16 and self.plan.device_type == "cpu" and guard_shallow_conv3d(model):
+            self.plan = dataclasses.replace(self.plan, reasons=(*self.plan.reasons, CONV3D_BF16_CPU))
         self.device = torch.device(self.plan.device)
         apply_backend_settings(self.plan)
         model.to(self.device)  # in place: parameters keep their identity (param_groups, callers' references)
@@ -441,6 +445,13 @@ class Trainer:
     def _call(self, hook: str, logs: Logs) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, logs)
+
+
+CONV3D_BF16_CPU = (
+    "3-D convolutions over inputs shallower than their kernels in fp32: oneDNN's bf16 backward of those gives "
+    "wrong weight gradients (runtime.conv3d_guard)"
+)
+"""The plan's reason when a bfloat16 CPU run guards its 3-D convolutions."""
 
 
 def _make_optimizer(

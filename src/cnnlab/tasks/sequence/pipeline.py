@@ -57,15 +57,16 @@ def plan_run(config: SequenceRunConfig, splits: Splits) -> Plan:
     options |= input_options(name, tuple(int(n) for n in train.sample_shape))  # too short a series stops here
     batch, batch_why = defaults.choose_batch_size(kind, len(train), config.train.batch_size)
     epochs, epochs_why = defaults.choose_epochs(kind, len(train), batch, config.train.epochs)
+    precision, precision_why = defaults.choose_precision(kind, config.train.precision)
     mode, norm_why = defaults.choose_normalise(kind, config.sequence.normalise)
     _, _, aug_why = defaults.augmentation(kind, config.data.aug, config.sequence.mixup, len(train.classes))
     resolved = replace(
         config,
         model=replace(config.model, name=name),
-        train=replace(config.train, epochs=epochs, batch_size=batch),
+        train=replace(config.train, epochs=epochs, batch_size=batch, precision=precision),
     )
     lr_why = f"AdamW, one-cycle learning rate peaking at {config.train.lr:g} (--lr sets it)"
-    chosen = [*splits.chosen, model_why, f"{batch_why}; {epochs_why}", lr_why, norm_why, aug_why]
+    chosen = [*splits.chosen, model_why, f"{batch_why}; {epochs_why}", lr_why, precision_why, norm_why, aug_why]
     return Plan(resolved, kind, options, mode, chosen)
 
 
