@@ -89,6 +89,31 @@ class ApplicationLayer:
         return f"<ApplicationLayer {self.name} ({kind}), trainable={self._trainable}>"
 
 
+class WeightLists:
+    """Keras' weight lists derived from a ``weights`` property (views in Keras' layouts): what an application and
+    an inner output of one share."""
+
+    weights: list[torch.Tensor]
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        """The weights ``fit`` updates (none after ``trainable = False``)."""
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        """Frozen weights and BatchNorm's moving statistics."""
+        return [w for w in self.weights if not w.requires_grad]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """:attr:`weights` as numpy arrays (copies)."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def count_params(self) -> int:
+        """Number of weight values, BatchNorm's moving statistics included (Keras' count)."""
+        return sum(w.numel() for w in self.weights)
+
+
 def keras_weights(module: nn.Module) -> list[torch.Tensor]:
     """``module``'s own weights as Keras lists them (BatchNorm: gamma, beta, moving mean, moving variance), in
     Keras' layouts; torch views: writing to them writes the network."""

@@ -11,6 +11,7 @@ Which torch module gives a Keras layer's output depends on the net: VGG16 / VGG1
 torch's convolution and the ReLU after it, so its output is the ReLU's; a ``block*_pool`` is torch's max-pooling);
 the other nets' inner outputs are refused with what to use instead.
 
+>>> import numpy as np
 >>> from cnnlab import keras
 >>> vgg = keras.applications.VGG19(weights=None, include_top=False, input_shape=(64, 64, 3))
 >>> names = ["block1_conv1", "block3_conv1", "block5_conv1"]
@@ -24,11 +25,11 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.keras.application_layers import WeightLists
 from cnnlab.layers.base import Layer, Shape
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class _Enough(Exception):
     """Raised by a hook once every inner output a forward pass needs is kept: the rest of the net is skipped."""
 
 
-class InnerOutput(Layer):
+class InnerOutput(WeightLists, Layer):
     """The output of ``application``'s inner layer ``name`` (its torch ``module``), computed from the input image.
 
     Its weights are the application's (``count_params`` of a model over several inner outputs counts each weight
@@ -88,20 +89,6 @@ class InnerOutput(Layer):
         layers = self.application.layers
         end = next(i for i, layer in enumerate(layers) if layer.name == self.name)
         return [w for layer in layers[: end + 1] for w in layer.weights]
-
-    @property
-    def trainable_weights(self) -> list[torch.Tensor]:
-        return [w for w in self.weights if w.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        return [w for w in self.weights if not w.requires_grad]
-
-    def get_weights(self) -> list[np.ndarray]:
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
-
-    def count_params(self) -> int:
-        return sum(w.numel() for w in self.weights)
 
     def get_config(self) -> dict[str, Any]:
         raise ConfigError(

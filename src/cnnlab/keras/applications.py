@@ -39,7 +39,13 @@ from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
-from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, keras_weights, trace_shapes
+from cnnlab.keras.application_layers import (
+    ApplicationLayer,
+    WeightLists,
+    keras_layer_modules,
+    keras_weights,
+    trace_shapes,
+)
 from cnnlab.keras.application_outputs import InnerOutput, output_modules
 from cnnlab.keras.layers import KERAS_LAYERS, Input, channels_last
 from cnnlab.layers.base import Layer, Shape, SymbolicTensor
@@ -50,8 +56,11 @@ from cnnlab.models.weights import WEIGHTS, WeightSpec, weight_spec, weight_specs
 _POOLING = (None, "avg", "max")
 
 
-class Application(Layer):
-    """A zoo network as a Keras-style layer (see the module); build it with the named builders."""
+class Application(WeightLists, Layer):
+    """A zoo network as a Keras-style layer (see the module); build it with the named builders.
+
+    >>> MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3)).count_params()   # as Keras'
+    2257984"""
 
     def __init__(
         self,
@@ -233,20 +242,6 @@ class Application(Layer):
             self._features = [m for m in self.net.modules() if id(m) in called]
         return self._features
 
-    @property
-    def trainable_weights(self) -> list[torch.Tensor]:
-        """The weights ``fit`` updates (none after ``trainable = False``)."""
-        return [w for w in self.weights if w.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        """Frozen weights and BatchNorm's moving statistics."""
-        return [w for w in self.weights if not w.requires_grad]
-
-    def get_weights(self) -> list[np.ndarray]:
-        """:attr:`weights` as numpy arrays (copies)."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
-
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every weight from arrays in :meth:`get_weights` order and shapes."""
         current, values = self.weights, [np.asarray(w) for w in weights]
@@ -259,14 +254,6 @@ class Application(Layer):
         with torch.no_grad():
             for target, value in zip(current, values, strict=True):
                 target.copy_(torch.as_tensor(value, dtype=target.dtype))
-
-    def count_params(self) -> int:
-        """Number of weight values, BatchNorm's moving statistics included (Keras' count).
-
-        >>> MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3)).count_params()   # as Keras'
-        2257984
-        """
-        return sum(w.numel() for w in self.weights)
 
     def get_config(self) -> dict[str, Any]:
         """The builder's arguments (shapes channels-last): a saved model rebuilds the net and loads its weights
