@@ -157,6 +157,11 @@ class BaseModel(nn.Module, ABC):
     def get_config(self) -> dict[str, Any]:
         """The architecture as plain data (what ``save`` stores next to the weights)."""
 
+    @property
+    def multi_output(self) -> bool:
+        """Whether the model returns a list of tensors (a functional ``Model(x, [a, b])``) rather than one."""
+        return False
+
     @abstractmethod
     def output_layer(self) -> Layer:
         """The layer that produces the model output."""
@@ -502,13 +507,13 @@ class Model(BaseModel):
         self._nodes = [(layer_index[id(n.layer)], tuple(node_index[id(p)] for p in n.parents)) for n in order]
         #: The nodes the model returns, in the order of ``outputs`` (one: a tensor; several: a list).
         self._output_nodes = tuple(node_index[id(sink)] for sink in sinks)
+        self.__dict__["_graph_ends"] = (source, sinks)  # the tensors it was made from (not sub-modules)
         self.input_shape = source.shape
         self.output_shapes = [sink.shape for sink in sinks]
         self.output_shape = self.output_shapes[0] if len(sinks) == 1 else None
 
     @property
     def multi_output(self) -> bool:
-        """Whether the model returns a list of tensors (``Model(x, [a, b])``) rather than one."""
         return len(self._output_nodes) > 1
 
     def build(self, input_shape: Sequence[int]) -> Shape:

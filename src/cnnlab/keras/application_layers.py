@@ -89,31 +89,6 @@ class ApplicationLayer:
         return f"<ApplicationLayer {self.name} ({kind}), trainable={self._trainable}>"
 
 
-class WeightLists:
-    """Keras' weight lists derived from a ``weights`` property (views in Keras' layouts): what an application and
-    an inner output of one share."""
-
-    weights: list[torch.Tensor]
-
-    @property
-    def trainable_weights(self) -> list[torch.Tensor]:
-        """The weights ``fit`` updates (none after ``trainable = False``)."""
-        return [w for w in self.weights if w.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        """Frozen weights and BatchNorm's moving statistics."""
-        return [w for w in self.weights if not w.requires_grad]
-
-    def get_weights(self) -> list[np.ndarray]:
-        """:attr:`weights` as numpy arrays (copies)."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
-
-    def count_params(self) -> int:
-        """Number of weight values, BatchNorm's moving statistics included (Keras' count)."""
-        return sum(w.numel() for w in self.weights)
-
-
 def keras_weights(module: nn.Module) -> list[torch.Tensor]:
     """``module``'s own weights as Keras lists them (BatchNorm: gamma, beta, moving mean, moving variance), in
     Keras' layouts; torch views: writing to them writes the network."""
@@ -256,15 +231,23 @@ def _mobilenet_v2(net: nn.Module) -> LayerModules:
     return found + head
 
 
-def _vgg(net: nn.Module) -> LayerModules:
-    """Keras' VGG names (``block1_conv1`` ... ``block5_pool``): a convolution and its ReLU are one Keras layer."""
-    found: LayerModules = []
-    block, conv = 1, 0
+def vgg_layers(net: nn.Module) -> list[tuple[str, nn.Module | None, nn.Module]]:
+    """Keras' VGG layers (``block1_conv1`` ... ``block5_pool``) over torch's ``features``: each name with the module
+    holding its weights (the convolution; None for a pooling) and the module whose output is the layer's (a
+    convolution and its ReLU are one Keras layer, so the ReLU's; the max-pooling)."""
+    found: list[tuple[str, nn.Module | None, nn.Module]] = []
+    block, conv, weights = 1, 0, None
     for module in net.get_submodule("features").children():
         if isinstance(module, nn.Conv2d):
-            conv += 1
-            found.append((f"block{block}_conv{conv}", module))
+            conv, weights = conv + 1, module
+        elif isinstance(module, nn.ReLU):
+            found.append((f"block{block}_conv{conv}", weights, module))
         elif isinstance(module, nn.MaxPool2d):
-            found.append((f"block{block}_pool", None))
+            found.append((f"block{block}_pool", None, module))
             block, conv = block + 1, 0
     return found
+
+
+def _vgg(net: nn.Module) -> LayerModules:
+    """Keras' VGG names (``block1_conv1`` ... ``block5_pool``) with the modules holding their weights."""
+    return [(name, weights) for name, weights, _ in vgg_layers(net)]

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
-from cnnlab.keras.application_layers import WeightLists
+from cnnlab.keras.application_layers import vgg_layers
+from cnnlab.keras.weight_lists import WeightLists
 from cnnlab.layers.base import Layer, Shape
 
 if TYPE_CHECKING:
@@ -43,17 +44,7 @@ def output_modules(model: str, net: nn.Module) -> dict[str, nn.Module]:
     them (VGG16, VGG19); an empty dict for the others."""
     if model not in ("vgg16", "vgg19"):
         return {}
-    found: dict[str, nn.Module] = {}
-    block, conv = 1, 0
-    for module in net.get_submodule("features").children():
-        if isinstance(module, nn.Conv2d):
-            conv += 1
-        elif isinstance(module, nn.ReLU):  # Keras' Conv2D(..., activation="relu") ends here
-            found[f"block{block}_conv{conv}"] = module
-        elif isinstance(module, nn.MaxPool2d):
-            found[f"block{block}_pool"] = module
-            block, conv = block + 1, 0
-    return found
+    return {name: output for name, _, output in vgg_layers(net)}
 
 
 class _Enough(Exception):
@@ -72,7 +63,6 @@ class InnerOutput(WeightLists, Layer):
         self.application = application
         self.keras_class_name = keras_class_name
         self.__dict__["_module"] = module  # the application owns it: not a second sub-module path
-        self._trainable = True
 
     # ----- Keras' layer face --------------------------------------------------------------------------
     @property

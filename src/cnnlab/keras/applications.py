@@ -26,7 +26,6 @@ differ from Keras' own ``VGG16`` while the architecture matches.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,15 +38,10 @@ from torch import nn
 
 from cnnlab.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.core.errors import ConfigError, ShapeError
-from cnnlab.keras.application_layers import (
-    ApplicationLayer,
-    WeightLists,
-    keras_layer_modules,
-    keras_weights,
-    trace_shapes,
-)
+from cnnlab.keras.application_layers import ApplicationLayer, keras_layer_modules, keras_weights, trace_shapes
 from cnnlab.keras.application_outputs import InnerOutput, output_modules
 from cnnlab.keras.layers import KERAS_LAYERS, Input, channels_last
+from cnnlab.keras.weight_lists import WeightLists, find_layer
 from cnnlab.layers.base import Layer, Shape, SymbolicTensor
 from cnnlab.models.imagenet_classes import IMAGENET_CLASSES
 from cnnlab.models.registry import create_model, input_options
@@ -171,16 +165,7 @@ class Application(WeightLists, Layer):
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> ApplicationLayer:
         """An inner layer by ``name`` or ``index`` of :attr:`layers` (Keras' ``base.get_layer("block5_conv4")``)."""
-        if (name is None) == (index is None):
-            raise ConfigError("get_layer: give a name or an index, not both", fix="base.get_layer('block1_conv1')")
-        if index is not None:
-            return self.layers[index]
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        close = difflib.get_close_matches(str(name), [layer.name for layer in self.layers], n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"get_layer: {self.label} has no layer named {name!r}{hint}", fix="see base.layers")
+        return find_layer(self.layers, name, index)  # type: ignore[no-any-return]
 
     def inner_output(self, name: str) -> SymbolicTensor:
         """The output tensor of the inner layer ``name`` (what ``get_layer(name).output`` returns)."""
@@ -241,19 +226,6 @@ class Application(WeightLists, Layer):
                 self.net.train(was_training)
             self._features = [m for m in self.net.modules() if id(m) in called]
         return self._features
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set every weight from arrays in :meth:`get_weights` order and shapes."""
-        current, values = self.weights, [np.asarray(w) for w in weights]
-        if [v.shape for v in values] != [tuple(w.shape) for w in current]:
-            raise ShapeError(
-                f"{self.label}: set_weights expects {len(current)} arrays shaped as get_weights() returns them; "
-                f"received {len(values)}",
-                fix="pass what get_weights() returns",
-            )
-        with torch.no_grad():
-            for target, value in zip(current, values, strict=True):
-                target.copy_(torch.as_tensor(value, dtype=target.dtype))
 
     def get_config(self) -> dict[str, Any]:
         """The builder's arguments (shapes channels-last): a saved model rebuilds the net and loads its weights

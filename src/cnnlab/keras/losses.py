@@ -71,7 +71,7 @@ class Loss:
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         """The loss of every sample, unreduced: ``(N,)`` (``(N, H, W)`` for image outputs) (subclasses)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"Loss {type(self).__name__} does not implement `call(y_true, y_pred)`")
 
     def prepare_targets(self, y: torch.Tensor, output_shape: Shape | None, what: str) -> torch.Tensor:
         """Float targets in the model's layout: channels-last image targets ``(N, H, W, C)`` become

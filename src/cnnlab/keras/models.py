@@ -41,7 +41,6 @@ optimizer's state too; your own layer classes come back through ``custom_objects
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import warnings
@@ -77,6 +76,7 @@ from cnnlab.keras.layers import (
 from cnnlab.keras.layers import Layer as CustomLayer
 from cnnlab.keras.progress import KerasProgbar
 from cnnlab.keras.saving import get_registered_name, get_registered_object
+from cnnlab.keras.weight_lists import WeightLists, find_layer
 from cnnlab.layers.base import Input as CnnlabInput
 from cnnlab.layers.base import SymbolicTensor
 from cnnlab.train import Callback as TrainerCallback
@@ -330,7 +330,7 @@ def _refuse(what: str, **arguments: Any) -> None:
             raise ConfigError(f"{what}: {name} is not supported. Received: {name}={value!r}", fix=f"drop {name}")
 
 
-class _KerasModel:
+class _KerasModel(WeightLists):
     """compile / fit / evaluate / predict / save / summary / weights with Keras' conventions; mixed into
     :class:`Sequential` and :class:`Model` over their cnnlab classes (which hold the layers and the graph).
 
@@ -376,7 +376,7 @@ class _KerasModel:
         Compiling again starts a new optimizer state.
         """
         _refuse("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
-        if getattr(self, "multi_output", False):
+        if self.multi_output:
             raise ConfigError(
                 f"compile: cnnlab.keras trains models with one output; this one has {len(self.outputs)}",
                 fix="use it for predict (it returns a list of arrays, one per output), or build a model per output",
@@ -600,26 +600,18 @@ class _KerasModel:
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
         """A layer by ``name`` or by ``index`` (Keras' order of ``model.layers``)."""
-        if (name is None) == (index is None):
-            raise ConfigError("get_layer: give a name or an index, not both", fix="model.get_layer('conv2d')")
-        if index is not None:
-            if not -len(self.layers) <= index < len(self.layers):
-                raise ConfigError(
-                    f"get_layer: index {index} is out of range: the model has {len(self.layers)} layers",
-                    fix=f"use 0..{len(self.layers) - 1}",
-                )
-            return self.layers[index]
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        names = [str(layer.name) for layer in self.layers]
-        close = difflib.get_close_matches(str(name), names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"get_layer: no layer named {name!r}{hint}", fix=f"the layers: {', '.join(names)}")
+        return find_layer(self.layers, name, index)
 
     # ----- the graph: Keras' model.input / model.output ------------------------------------------------
     def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
-        raise NotImplementedError
+        """``(input, outputs)`` of the graph: a functional model's from its making, a ``Sequential``'s once built."""
+        ends = self.__dict__.get("_graph_ends")
+        if ends is None:
+            raise ConfigError(
+                f"{self.label} has no defined input or output yet",
+                fix="give it an input shape (Input(shape=...) first, or input_shape= on the first layer) and a layer",
+            )
+        return ends
 
     @property
     def input(self) -> SymbolicTensor:
@@ -888,42 +880,10 @@ class _KerasModel:
                 found.append(w)
         return found
 
-    @property
-    def trainable_weights(self) -> list[torch.Tensor]:
-        """The weights ``fit`` updates."""
-        return [w for layer in self.layers for w in layer.trainable_weights]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        """Frozen weights and BatchNormalization's moving statistics."""
-        return [w for layer in self.layers for w in layer.non_trainable_weights]
-
-    def get_weights(self) -> list[np.ndarray]:
-        """All weights as numpy arrays in Keras' layouts (what Keras' ``get_weights`` lists)."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set all weights from arrays in Keras' layouts, in :meth:`get_weights` order."""
-        current, values = self.weights, [np.asarray(w) for w in weights]
-        if len(values) != len(current):
-            raise ShapeError(
-                f"set_weights: the model has {len(current)} weight arrays; received {len(values)}",
-                fix="pass what get_weights() returns",
-            )
-        for i, (target, value) in enumerate(zip(current, values, strict=True)):
-            if tuple(target.shape) != value.shape:
-                raise ShapeError(
-                    f"set_weights: weight {i} has shape {tuple(target.shape)}; received {value.shape}",
-                    fix="pass what get_weights() returns, in Keras' layouts",
-                )
-        with torch.no_grad():
-            for target, value in zip(current, values, strict=True):
-                target.copy_(torch.as_tensor(value, dtype=target.dtype))
-
     def count_params(self) -> int:
         """Number of weight values (BatchNormalization's moving statistics included, as Keras counts)."""
         self._require_built("count_params")
-        return sum(w.numel() for w in self.weights)
+        return super().count_params()  # type: ignore[no-any-return]
 
     def _require_built(self, what: str) -> None:
         if self.input_shape is None:
@@ -1061,15 +1021,8 @@ class Sequential(_KerasModel, cs.Sequential):
         while len(self._linked) < len(self.layers):
             previous = self._linked[-1] if self._linked else self._graph_start.output
             self._linked.append(self.layers[len(self._linked)](previous))
-
-    def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
-        if self._graph_start is None or not self._linked:
-            raise ConfigError(
-                f"Sequential model '{self.name or self.default_name}' has no defined input or output yet",
-                fix="give it an input shape (Input(shape=...) first, or input_shape= on the first layer) and a layer",
-            )
-        self._link()
-        return self._graph_start.output, [self._linked[-1]]
+        if self._linked:
+            self.__dict__["_graph_ends"] = (self._graph_start.output, [self._linked[-1]])
 
 
 class Model(_KerasModel, cs.Model):
@@ -1099,10 +1052,6 @@ class Model(_KerasModel, cs.Model):
         super().__init__(inputs, outputs, name=name)
         _check_keras_layers(self.layers, "Model")
         self._keras_init(trainable)
-        self.__dict__["_graph_ends"] = (cs._single(inputs, "inputs"), cs._outputs(outputs))
-
-    def _graph(self) -> tuple[SymbolicTensor, list[SymbolicTensor]]:
-        return self._graph_ends
 
 
 def _unique_name(base: str, taken: set[str | None]) -> str:
