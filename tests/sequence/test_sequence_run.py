@@ -66,6 +66,16 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     assert load_served(run).routes == ("predict", "explain")  # uploads: tests/sequence/test_serve_sequence.py
 
 
+def test_a_run_yaml_without_a_task_keeps_the_task_the_data_picks(wave_set: Path, tmp_path: Path) -> None:
+    """``--config`` with only training settings (no ``task:``) trained a classifier on a UCR set before: the data
+    still picks the task, and the file's settings apply."""
+    (tmp_path / "run.yaml").write_text("train:\n  lr: 0.002\n")
+    settings = ("--config", str(tmp_path / "run.yaml"), "--epochs", "1")
+    assert cli("train", "--data", str(wave_set), *settings, "--runs-dir", str(tmp_path)) == 0
+    config = yaml.safe_load((only_run(tmp_path) / "config.yaml").read_text())
+    assert config["task"] == "sequence" and config["train"]["lr"] == 0.002
+
+
 def test_keras_style_arrays_and_a_series_csv_train_without_task(tmp_path: Path, capsys) -> None:
     """A newcomer's own series: an .npz of (N, T) floats with string labels, and a CSV of rows (a header, the
     label first). Both were read as images before (a range error; 'cannot read image' per row)."""

@@ -102,7 +102,8 @@ def train(
     if device is not None:
         device = check_device_request(device)  # a misspelt device stops here; an absent one once the config is read
     source = RunDir.open(resume).config if resume is not None else config  # a clear error if it is no run folder
-    chosen = TASKS.get(task_name(task, source, data, data_dir))  # an unknown task stops here, before any run folder
+    # An unknown task stops here, before any run folder.
+    chosen = TASKS.get(task_name(task, source, data, data_dir, resumed=resume is not None))
     specific = {"masks": masks, "loss": loss, "num_classes": num_classes, "patch_size": patch_size}
     specific |= {"transfer": transfer, "unfreeze": unfreeze, "tta": tta, "sync_bn": sync_bn or None}
     specific |= {"embedding_dim": embedding_dim, "mining": mining, "margin": margin, "split": split, "faces": faces}
@@ -171,13 +172,19 @@ def _check_device(run_config: object, nproc: int) -> None:
         rank_device(train.device, World(rank=nproc - 1, local_rank=nproc - 1, size=nproc))  # the last rank's
 
 
-def task_name(option: str | None, source: Path | None, data: str | None = None, data_dir: str | None = None) -> str:
-    """The task to train: ``--task``, else the one the ``--config`` file or resumed run names, else the task
-    whose data ``--data`` is (a UCR set or a folder of WAV files is a sequence run), else classify; a ``--task``
-    that contradicts the resumed run's is an error."""
+def task_name(
+    option: str | None, source: Path | None, data: str | None = None, data_dir: str | None = None, resumed: bool = False
+) -> str:
+    """The task to train: ``--task``, else the one the ``--config`` file or ``resumed`` run names (a run folder
+    without one is a round-1 classifier's), else the task whose data ``--data`` is (a UCR set or a folder of WAV
+    files is a sequence run), else classify; a ``--task`` that contradicts the resumed run's is an error.
+
+    >>> task_name(None, None, "photos/"), task_name("segment", None)
+    ('classify', 'segment')
+    """
     from cnnlab.tasks.base import config_task, task_for_data
 
-    named = config_task(source) if source is not None else None
+    named = config_task(source, unnamed="classify" if resumed else None) if source is not None else None
     if option is not None and named is not None and option != named:
         raise ConfigError(f"--task {option} contradicts the run's task '{named}'", where=str(source), fix="drop --task")
     return option or named or task_for_data(data, data_dir) or "classify"

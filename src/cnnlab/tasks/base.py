@@ -83,20 +83,25 @@ TASKS: Registry[Task] = Registry("task")
 """Every task by name; ``tasks/__init__.py`` registers them (one line per task)."""
 
 
-def config_task(path: Path) -> str | None:
-    """The ``task`` a run ``config.yaml`` names (``None`` when the file is missing or unreadable).
+def config_task(path: Path, unnamed: str | None = "classify") -> str | None:
+    """The ``task`` a run ``config.yaml`` names, ``unnamed`` when it names none (a round-1 run folder is a
+    classifier's; a user's run.yaml that leaves the task out passes ``None``), ``None`` when the file is missing or
+    unreadable.
 
     >>> import tempfile
     >>> file = Path(tempfile.mkdtemp()) / "config.yaml"
     >>> _ = file.write_text("task: segment\\nname: x\\n")
     >>> config_task(file), config_task(file.parent / "missing.yaml")
     ('segment', None)
+    >>> _ = file.write_text("train:\\n  lr: 0.01\\n")
+    >>> config_task(file), config_task(file, unnamed=None)
+    ('classify', None)
     """
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None  # the config loader reports a missing or broken file with its own message
-    task = values.get("task", "classify") if isinstance(values, dict) else None
+    task = values.get("task", unnamed) if isinstance(values, dict) else None
     return task if isinstance(task, str) else None
 
 
