@@ -38,6 +38,7 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     assert results["test_samples"] == 40 and results["test_acc"] >= 0.9, results
     assert "model fcn" in out and "test set: the source's own" in out and "Test accuracy" in out
     assert "precision fp32" in out and yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
+    assert "BatchNorm statistics: those of the training set" in out  # precise BN; evaluate below agrees with it
     rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
     losses = [float(row[rows[0].index("loss")]) for row in rows[1:]]
     assert losses[-1] < losses[0] / 2  # the training loss falls

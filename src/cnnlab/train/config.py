@@ -37,6 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     ema_decay: float | None = None  # e.g. 0.999: evaluate an exponential moving average of the weights
+    precise_bn: bool = False  # after the last epoch, BatchNorm statistics of the training inputs (train.precise_bn)
     deterministic: bool = False  # torch.use_deterministic_algorithms (reproducible, sometimes slower)
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # per device: cnnlab.runtime.precision.plan_speed

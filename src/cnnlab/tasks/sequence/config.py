@@ -51,7 +51,10 @@ FSDD's held-out recordings 99.67% against 99.33% (docs/sequence.md)."""
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(epochs=None, batch_size=None, lr=DEFAULT_LR, monitor="last", weight_decay=5e-4)
+    """Precise BatchNorm statistics (:mod:`cnnlab.train.precise_bn`): with batches of 5-16 series the running
+    averages are noisy; on GunPoint / ItalyPowerDemand (FCN, ten seeds) they lifted the mean test accuracy from
+    99.73% / 96.26% to 99.87% / 96.29% and halved the spread on ItalyPowerDemand (docs/sequence.md)."""
+    return TrainConfig(epochs=None, batch_size=None, lr=DEFAULT_LR, monitor="last", weight_decay=5e-4, precise_bn=True)
 
 
 @dataclass(frozen=True)

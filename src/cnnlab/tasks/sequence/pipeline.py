@@ -35,6 +35,11 @@ from cnnlab.tasks.sequence.sources import Splits, load_splits, source_kind
 from cnnlab.train.callbacks import run_callbacks
 from cnnlab.train.trainer import Trainer
 
+PRECISE_BN_WHY = (
+    "BatchNorm statistics: those of the training set under the final weights, not the running averages of the "
+    "last batches (precise BN; train.precise_bn in --config)"
+)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -67,6 +72,8 @@ def plan_run(config: SequenceRunConfig, splits: Splits) -> Plan:
     )
     lr_why = f"AdamW, one-cycle learning rate peaking at {config.train.lr:g} (--lr sets it)"
     chosen = [*splits.chosen, model_why, f"{batch_why}; {epochs_why}", lr_why, precision_why, norm_why, aug_why]
+    if config.train.precise_bn:
+        chosen.append(PRECISE_BN_WHY)
     return Plan(resolved, kind, options, mode, chosen)
 
 
