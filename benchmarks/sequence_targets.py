@@ -95,7 +95,9 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out: ucr fsdd clips speed")
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="sequence-runs-"))
-    report: dict[str, object] = {"machine": machine_info(), "torch_threads": torch.get_num_threads(), "runs": str(runs)}
+    # Keys measured now replace their old values; the file's other keys (earlier settings, dates, notes) stay.
+    report: dict[str, object] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report |= {"machine": machine_info(), "torch_threads": torch.get_num_threads(), "runs": str(runs)}
     if "ucr" not in args.skip:
         ucr = {}
         for name in args.ucr:
