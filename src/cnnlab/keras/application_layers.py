@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.core.errors import ConfigError
+from cnnlab.keras.weight_lists import as_arrays
 from cnnlab.layers.base import SymbolicTensor
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class ApplicationLayer:
         return [] if self.module is None else keras_weights(self.module)
 
     def get_weights(self) -> list[np.ndarray]:
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
+        return as_arrays(self.weights)
 
     def count_params(self) -> int:
         return sum(w.numel() for w in self.weights)

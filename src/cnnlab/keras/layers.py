@@ -49,6 +49,7 @@ from cnnlab.core.errors import ConfigError, ShapeError
 from cnnlab.core.registry import Registry
 from cnnlab.keras import initializers
 from cnnlab.keras import preprocessing_layers as pl
+from cnnlab.keras.weight_lists import as_arrays, assign_weights
 from cnnlab.layers.base import Shape, SymbolicTensor
 
 #: Every Keras layer class by name: saved models are rebuilt through it.
@@ -319,24 +320,16 @@ class KerasLayer:
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as numpy arrays in Keras' layouts (copies)."""
-        return [w.detach().cpu().numpy().copy() for w in self._keras_weights()]
+        return as_arrays(self._keras_weights())
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set the weights from arrays in Keras' layouts (the order and shapes of :meth:`get_weights`)."""
-        current, values = self._keras_weights(), [np.asarray(w) for w in weights]
-        label = self.label
-        if values and not self.built:
-            raise ShapeError(f"{label}: cannot set weights before the layer is built", fix="give input_shape first")
-        expected = [tuple(w.shape) for w in current]
-        if [v.shape for v in values] != expected:
+        weights = list(weights)
+        if weights and not self.built:
             raise ShapeError(
-                f"{label}: set_weights expects {len(expected)} arrays of shapes {expected}; "
-                f"received shapes {[v.shape for v in values]}",
-                fix="pass what get_weights() returns, in Keras' layouts",
+                f"{self.label}: cannot set weights before the layer is built", fix="give input_shape first"
             )
-        with torch.no_grad():
-            for target, value in zip(current, values, strict=True):
-                target.copy_(torch.as_tensor(value, dtype=target.dtype))
+        assign_weights(self.label, self._keras_weights(), weights)
 
     def count_params(self) -> int:
         """Number of weight values, moving statistics included (Keras' count)."""

@@ -22,7 +22,32 @@ import torch
 
 from cnnlab.core.errors import ConfigError, ShapeError
 
-__all__ = ["WeightLists", "find_layer"]
+__all__ = ["WeightLists", "as_arrays", "assign_weights", "find_layer"]
+
+
+def as_arrays(weights: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """``weights`` as numpy arrays (copies): Keras' ``get_weights``."""
+    return [w.detach().cpu().numpy().copy() for w in weights]
+
+
+def assign_weights(label: str, current: Sequence[torch.Tensor], weights: Sequence[Any]) -> None:
+    """Copy ``weights`` (arrays in ``current``'s order and shapes) into ``current``: Keras' ``set_weights`` of
+    ``label``; a wrong count or shape is an error naming the weight, and nothing is written."""
+    values = [np.asarray(w) for w in weights]
+    if len(values) != len(current):
+        raise ShapeError(
+            f"set_weights: {label} has {len(current)} weight arrays; received {len(values)}",
+            fix="pass what get_weights() returns",
+        )
+    for i, (target, value) in enumerate(zip(current, values, strict=True)):
+        if tuple(target.shape) != value.shape:
+            raise ShapeError(
+                f"set_weights: weight {i} of {label} has shape {tuple(target.shape)}; received {value.shape}",
+                fix="pass what get_weights() returns, in Keras' layouts",
+            )
+    with torch.no_grad():
+        for target, value in zip(current, values, strict=True):
+            target.copy_(torch.as_tensor(value, dtype=target.dtype))
 
 
 class WeightLists:
@@ -44,25 +69,11 @@ class WeightLists:
 
     def get_weights(self) -> list[np.ndarray]:
         """:attr:`weights` as numpy arrays (copies), Keras' ``get_weights``."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
+        return as_arrays(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set every weight from arrays in :meth:`get_weights` order and shapes."""
-        current, values = self.weights, [np.asarray(w) for w in weights]
-        if len(values) != len(current):
-            raise ShapeError(
-                f"set_weights: {self.label} has {len(current)} weight arrays; received {len(values)}",
-                fix="pass what get_weights() returns",
-            )
-        for i, (target, value) in enumerate(zip(current, values, strict=True)):
-            if tuple(target.shape) != value.shape:
-                raise ShapeError(
-                    f"set_weights: weight {i} of {self.label} has shape {tuple(target.shape)}; received {value.shape}",
-                    fix="pass what get_weights() returns, in Keras' layouts",
-                )
-        with torch.no_grad():
-            for target, value in zip(current, values, strict=True):
-                target.copy_(torch.as_tensor(value, dtype=target.dtype))
+        assign_weights(self.label, self.weights, weights)
 
     def count_params(self) -> int:
         """Number of weight values, BatchNorm's moving statistics included (Keras' count)."""

@@ -258,8 +258,8 @@ class DistributedTrainer(Trainer):
     def reduce_sums(self, sums: dict[str, torch.Tensor], seen: int) -> tuple[dict[str, torch.Tensor], int]:
         return sum_over_ranks(sums, seen)
 
-    def _run_epoch(self, train: BatchSource, val: BatchSource | None) -> None:
-        super()._run_epoch(train, val)
+    def _run_epoch(self, train: BatchSource, val: BatchSource | None, last: bool) -> None:
+        super()._run_epoch(train, val, last)
         if self.step_in_epoch:  # stopped mid-epoch (every rank alike): rank 0 holds the totals for its checkpoint
             sums, seen = self.reduce_sums(self._sums, self._seen)
             self._sums, self._seen = (sums, seen) if self.world.is_main else ({}, 0)

@@ -129,7 +129,6 @@ class Trainer:
         self._pending_optimizer_state: dict[str, Any] | None = None
         self._pending_scheduler_state: dict[str, Any] | None = None
         self.epoch = 0  # the epoch in progress (or the next one to run)
-        self._epochs: int | None = None  # the epochs of the fit in progress
         self.step_in_epoch = 0  # batches of `epoch` already done (non-zero only in a mid-epoch checkpoint)
         self.global_step = 0
         self.schedule_steps = 0  # the global step at which the LR schedule ends
@@ -237,13 +236,12 @@ class Trainer:
                 fix="check the data folder or split (are the images where --data-dir points?)",
             )
         self._ensure_scheduler(steps_per_epoch=len(train), epochs=epochs)
-        self._epochs = epochs
         self.stop_reason = self.stop_signal = None
         self._call("on_fit_start", {"epochs": epochs, "steps_per_epoch": len(train)})
         with _stop_on_signals(self):
             try:
                 while self.epoch < epochs and self.stop_reason is None:
-                    self._run_epoch(train, val)
+                    self._run_epoch(train, val, last=self.epoch + 1 == epochs)
             except _OUT_OF_MEMORY as exc:
                 self.stop_reason = "out_of_memory"
                 self._call("on_fit_end", {"stop_reason": self.stop_reason})
@@ -256,7 +254,7 @@ class Trainer:
             )
         return self.history
 
-    def _run_epoch(self, train: BatchSource, val: BatchSource | None) -> None:
+    def _run_epoch(self, train: BatchSource, val: BatchSource | None, last: bool) -> None:
         self.model.train()
         started = time.perf_counter()
         self._call("on_epoch_start", {"epoch": self.epoch, "start_step": self.step_in_epoch})
@@ -273,7 +271,7 @@ class Trainer:
         if not math.isfinite(logs.get("loss", 0.0)):
             self.stop_reason = "nan"
             return
-        if self.config.precise_bn and self.epoch + 1 == self._epochs:
+        if self.config.precise_bn and last:
             self.recompute_batchnorm(train)  # before validation and the checkpoint of the last epoch
         if val is not None:
             logs |= {f"val_{k}": v for k, v in self.evaluate(val).items()}
@@ -289,10 +287,8 @@ class Trainer:
         """Set the BatchNorm statistics of the eval model (:attr:`eval_model`: the EMA copy when on) to those of
         ``train``'s inputs under its current weights (:mod:`cnnlab.train.precise_bn`); ``config.precise_bn`` does
         it after the last epoch. Returns the number of BatchNorm layers set."""
-        model = self.eval_model
-        model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # no buffer sync
         inputs = (self.prepare(batch)[0] for batch in train.batches(self.epoch))
-        return recompute_batchnorm(model, inputs, self.config.eval_batch_size, forward=self.logits)
+        return recompute_batchnorm(self.eval_model, inputs, self.config.eval_batch_size, forward=self.logits)
 
     def evaluate(self, data: BatchSource) -> dict[str, float]:
         """Mean batch metrics over ``data`` and each metric object's result over all of it (no gradients,
