@@ -104,9 +104,8 @@ def main() -> None:
             target = UCR[name]
             rows = [trained(runs, "--data", name, "--data-dir", str(args.shared / "ucr-ts"), "--seed", str(s))
                     for s in args.seeds]  # fmt: skip
-            accuracy = [r["test_acc"] for r in rows]
-            ucr[name] = {"published_fcn": target, "runs": rows, "mean_acc": sum(accuracy) / len(accuracy),
-                         "met": sum(accuracy) / len(accuracy) >= target}  # fmt: skip
+            mean = round(sum(r["test_acc"] for r in rows) / len(rows), 6)  # 0.888 is not 0.88799999
+            ucr[name] = {"published_fcn": target, "runs": rows, "mean_acc": mean, "met": mean >= target}
             print(name, json.dumps(ucr[name]), flush=True)
         report["ucr"] = ucr
     if "fsdd" not in args.skip:

@@ -25,6 +25,7 @@ from cnnlab.models.sequence.video import mid_planes
 # name -> builder options for a slim net that runs in milliseconds, and one input (no batch axis)
 TINY: dict[str, tuple[dict[str, object], tuple[int, ...]]] = {
     "fcn": ({}, (1, 16)),
+    "fcn_ensemble": ({"members": 3, "width": 0.1}, (1, 16)),
     "resnet1d": ({}, (1, 16)),
     "inception_time": ({"filters": 4}, (1, 16)),  # depth 6: both shortcut kinds
     "m5": ({"n_channel": 4}, (1, 6848)),
@@ -93,6 +94,23 @@ def test_fcn_and_resnet1d_match_dl4tsc_counted_by_hand() -> None:
     resnet = block(1, 64) + block(64, 128) + block(128, 128) + 128 * 2 + 2
     assert fcn == 264_962 == _meta_params("fcn", num_classes=2, in_chans=1)
     assert resnet == 504_258 == _meta_params("resnet1d", num_classes=2, in_chans=1)
+
+
+def test_fcn_ensemble_costs_one_fcn_and_its_members_are_independent() -> None:
+    # four members at half width: the first conv holds all their filters, the later ones are grouped by member
+    by_hand = conv(1, 4 * 64, 8) + bn(4 * 64) + 4 * conv(64, 128, 5) + bn(4 * 128) + 4 * conv(128, 64, 3)
+    by_hand += bn(4 * 64) + 4 * (64 * 2 + 2)
+    assert _meta_params("fcn_ensemble", num_classes=2) == by_hand == 267_784  # one FCN: 264,962
+    model = _tiny("fcn_ensemble", num_classes=2).eval()
+    x = torch.randn(5, 1, 16)
+    members = model.member_logits(x)
+    assert members.shape == (5, 3, 2)
+    assert torch.allclose(model(x).exp(), members.softmax(-1).mean(1), atol=1e-6)  # the ensemble's probabilities
+    members[:, 1].sum().backward()  # member 1's output: only member 1's weights may get a gradient
+    for name in ("block1.0", "block2.0", "block3.0", "fc"):
+        grad = model.get_submodule(name).weight.grad
+        rows = grad.abs().flatten(1).sum(1).view(3, -1).sum(1)  # output channels of each member, in order
+        assert rows[1] > 0 and rows[0] == 0 and rows[2] == 0, (name, rows)
 
 
 def test_inception_time_counted_by_hand() -> None:

@@ -36,7 +36,7 @@ def test_a_ucr_folder_trains_without_task_and_beats_chance(wave_set: Path, tmp_p
     run = only_run(tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["test_samples"] == 40 and results["test_acc"] >= 0.9, results
-    assert "model fcn" in out and "test set: the source's own" in out and "Test accuracy" in out
+    assert "model fcn_ensemble: four FCNs" in out and "test set: the source's own" in out and "Test accuracy" in out
     assert "precision fp32" in out and yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
     assert "BatchNorm statistics: those of the training set" in out  # precise BN; evaluate below agrees with it
     rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]

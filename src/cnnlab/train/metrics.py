@@ -38,6 +38,15 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == targets).float().mean()
 
 
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices from hard labels (N,) or soft ones (N, classes), as MixUp/CutMix make.
+
+    >>> hard_labels(torch.tensor([[0.3, 0.7], [0.9, 0.1]])).tolist(), hard_labels(torch.tensor([1, 0])).tolist()
+    ([1, 0], [1, 0])
+    """
+    return targets.argmax(dim=1) if targets.dim() == 2 and targets.is_floating_point() else targets
+
+
 def top_k_accuracy(scores: torch.Tensor, targets: torch.Tensor, k: int = 5) -> float:
     """Share of rows whose target is among the ``k`` highest scores (``k`` is capped at the class count).
 

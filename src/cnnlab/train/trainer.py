@@ -42,7 +42,7 @@ from cnnlab.runtime.device import DeviceChoice, to_device
 from cnnlab.runtime.fast_dropout import use_hash_dropout
 from cnnlab.runtime.precision import SpeedPlan, apply_backend_settings, plan_speed
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.metrics import Metric, accuracy
+from cnnlab.train.metrics import Metric, accuracy, hard_labels
 from cnnlab.train.precise_bn import recompute_batchnorm
 
 Batch = Sequence[torch.Tensor]
@@ -199,14 +199,14 @@ class Trainer:
         logits = self.logits(self.model, x)
         loss = self.loss_fn(logits.float(), y)
         self.optimise(loss)
-        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), _hard(y))}
+        return {"loss": loss.detach(), "acc": accuracy(logits.detach(), hard_labels(y))}
 
     def eval_step(self, batch: Batch) -> Logs:
         """Metrics for one batch without gradients."""
         x, y = self.prepare(batch)
         logits = self.logits(self.eval_model, x)
         self.update_metrics(logits.float(), y)
-        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, _hard(y))}
+        return {"loss": self.loss_fn(logits.float(), y), "acc": accuracy(logits, hard_labels(y))}
 
     def update_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Feed one evaluation batch to every metric object (``eval_step`` calls it); they get CPU tensors."""
@@ -521,11 +521,6 @@ def _make_scheduler(
         return main, None
     ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup]), None
-
-
-def _hard(targets: torch.Tensor) -> torch.Tensor:
-    """Class indices from hard labels (N,) or soft ones (N, classes), as MixUp/CutMix make."""
-    return targets.argmax(dim=1) if targets.dim() == 2 and targets.is_floating_point() else targets
 
 
 @contextlib.contextmanager

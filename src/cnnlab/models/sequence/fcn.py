@@ -25,6 +25,10 @@ from torch import nn
 from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
+FCN_FILTERS = (128, 256, 128)
+FCN_KERNELS = (8, 5, 3)
+"""Filters and kernel sizes of the three blocks (Wang et al. 2017)."""
+
 PAPER = "Wang, Yan, Oates 2017, Time Series Classification from Scratch with Deep Neural Networks: A Strong Baseline"
 
 
@@ -53,7 +57,8 @@ class GlobalPoolClassifier(Classifier):
 
 
 class SameConv1d(nn.Conv1d):
-    """Stride-1 Conv1d with Keras' 'same' padding for any kernel: ``(k - 1) // 2`` zeros before, the rest after.
+    """Stride-1 Conv1d with Keras' 'same' padding for any kernel: ``(k - 1) // 2`` zeros before, the rest after
+    (``groups`` as in ``nn.Conv1d``: channel groups that see only their own inputs).
 
     (torch's ``padding="same"`` does the same but warns about the copy for even kernels.)
 
@@ -64,17 +69,17 @@ class SameConv1d(nn.Conv1d):
     [6.0, 10.0, 14.0, 12.0, 9.0]
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, bias: bool = True) -> None:
-        super().__init__(c_in, c_out, kernel_size, bias=bias)
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, bias: bool = True, groups: int = 1) -> None:
+        super().__init__(c_in, c_out, kernel_size, bias=bias, groups=groups)
         self.same = ((kernel_size - 1) // 2, kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, self.same))  # (B, C, T) -> (B, c_out, T)
 
 
-def conv_bn_relu_1d(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
-    """Conv1d ('same' padding, with bias as in Keras) -> BatchNorm1d -> ReLU."""
-    return nn.Sequential(SameConv1d(c_in, c_out, kernel_size), nn.BatchNorm1d(c_out), nn.ReLU())
+def conv_bn_relu_1d(c_in: int, c_out: int, kernel_size: int, groups: int = 1) -> nn.Sequential:
+    """Conv1d ('same' padding, with bias as in Keras; ``groups`` channel groups) -> BatchNorm1d -> ReLU."""
+    return nn.Sequential(SameConv1d(c_in, c_out, kernel_size, groups=groups), nn.BatchNorm1d(c_out), nn.ReLU())
 
 
 class FCN(GlobalPoolClassifier):
@@ -86,11 +91,12 @@ class FCN(GlobalPoolClassifier):
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1) -> None:
         super().__init__()
-        self.block1 = conv_bn_relu_1d(in_chans, 128, 8)
-        self.block2 = conv_bn_relu_1d(128, 256, 5)
-        self.block3 = conv_bn_relu_1d(256, 128, 3)
-        self.num_features = 128
-        self.fc = nn.Linear(128, num_classes)
+        (f1, f2, f3), (k1, k2, k3) = FCN_FILTERS, FCN_KERNELS
+        self.block1 = conv_bn_relu_1d(in_chans, f1, k1)
+        self.block2 = conv_bn_relu_1d(f1, f2, k2)
+        self.block3 = conv_bn_relu_1d(f2, f3, k3)
+        self.num_features = f3
+        self.fc = nn.Linear(f3, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.block3(self.block2(self.block1(x)))  # (B, C, T) -> (B, 128, T)

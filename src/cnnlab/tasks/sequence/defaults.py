@@ -1,12 +1,13 @@
 """What a sequence run chooses from its data when the user does not say: the model, epochs, batch size,
 normalisation and augmentation (each choice comes back with the sentence the log prints).
 
-The numbers are the measured CPU recipes of ``docs/sequence.md``: FCN (Wang et al. 2017) for series at the
-published batch size ``min(N / 10, 16)`` in float32, a log-mel front-end with the FCN for audio, a small C3D for
-clips and volumes; epochs aim at a fixed number of optimiser steps, so small sets get more passes and large ones fewer.
+The numbers are the measured CPU recipes of ``docs/sequence.md``: four half-width FCNs (Wang et al. 2017) trained
+side by side for series at the published batch size ``min(N / 10, 16)`` in float32, a log-mel front-end with the FCN
+for audio, a small C3D for clips and volumes; epochs aim at a fixed number of optimiser steps, so small sets get
+more passes and large ones fewer.
 
->>> choose_model("series", "auto")
-('fcn', {}, 'model fcn: the FCN of Wang et al. 2017, the UCR baseline (--model sets it)')
+>>> choose_model("audio", "auto")
+('fcn', {}, 'model fcn: the FCN over log-mel frames (mel bands as its input channels) (--model sets it)')
 >>> choose_batch_size("series", 50, None)
 (5, 'batch 5: min(N/10, 16) as in Fawaz et al. 2019 (--batch-size sets it)')
 >>> choose_epochs("series", 50, 5, None)[0]
@@ -30,7 +31,12 @@ C3D_CPU = {"width": 16}
 """A C3D a quarter of ``c3d_small``'s cost (16-32-64-64 filters): 3-D convolutions are what a CPU is slowest at."""
 
 MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "series": ("fcn", {}, "the FCN of Wang et al. 2017, the UCR baseline"),
+    "series": (
+        "fcn_ensemble",
+        {},
+        "four FCNs (Wang et al. 2017, the UCR baseline) at half width trained side by side, their probabilities "
+        "averaged: one FCN's cost",
+    ),
     "audio": ("fcn", {}, "the FCN over log-mel frames (mel bands as its input channels)"),
     "waveform": ("m5", {}, "M5 on the raw waveform (Dai et al. 2017)"),
     "clip": ("c3d_small", C3D_CPU, "a C3D (3x3x3 convolutions, Tran et al. 2015) with 16-32-64-64 filters for a CPU"),

@@ -33,6 +33,7 @@ from cnnlab.tasks.sequence.figures import plot_signal_samples
 from cnnlab.tasks.sequence.predictor import SequenceModel
 from cnnlab.tasks.sequence.sources import Splits, load_splits, source_kind
 from cnnlab.train.callbacks import run_callbacks
+from cnnlab.train.ensemble import EnsembleTrainer, MemberEnsemble
 from cnnlab.train.trainer import Trainer
 
 PRECISE_BN_WHY = (
@@ -148,7 +149,8 @@ def _train(plan: Plan, run: RunDir, resume: bool, splits: Splits, console: Conso
         "normalise": {"mode": plan.normalise, "mean": mean, "std": std},
         "audio": train.meta.get("audio"),
     }
-    trainer = Trainer(
+    trainer_type = EnsembleTrainer if isinstance(model, MemberEnsemble) else Trainer  # a loss per member
+    trainer = trainer_type(
         model,
         cfg,
         callbacks=run_callbacks(run, console, cfg.monitor, lambda: meta),
