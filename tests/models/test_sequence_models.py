@@ -111,6 +111,8 @@ def test_fcn_ensemble_costs_one_fcn_and_its_members_are_independent() -> None:
         grad = model.get_submodule(name).weight.grad
         rows = grad.abs().flatten(1).sum(1).view(3, -1).sum(1)  # output channels of each member, in order
         assert rows[1] > 0 and rows[0] == 0 and rows[2] == 0, (name, rows)
+    with pytest.raises(ConfigError, match="members >= 1"):
+        create_model("fcn_ensemble", members=0)
 
 
 def test_inception_time_counted_by_hand() -> None:

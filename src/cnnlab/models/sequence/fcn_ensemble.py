@@ -31,6 +31,7 @@ import math
 import torch
 from torch import nn
 
+from cnnlab.core.errors import ConfigError
 from cnnlab.models.registry import register_model
 from cnnlab.models.sequence.fcn import FCN_FILTERS, FCN_KERNELS, GlobalPoolClassifier, conv_bn_relu_1d
 
@@ -66,7 +67,7 @@ class MemberLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        per_member = x.view(x.shape[0], self.members, self.in_features)
+        per_member = x.reshape(x.shape[0], self.members, self.in_features)
         return torch.einsum("bki,koi->bko", per_member, self.weight) + self.bias
 
 
@@ -80,7 +81,11 @@ class FCNEnsemble(GlobalPoolClassifier):
     def __init__(self, num_classes: int = 2, in_chans: int = 1, members: int = 4, width: float = 0.5) -> None:
         super().__init__()
         if members < 1 or width <= 0:
-            raise ValueError(f"fcn_ensemble needs members >= 1 and width > 0, got {members} and {width}")
+            raise ConfigError(
+                f"fcn_ensemble needs members >= 1 and width > 0. Received: members={members}, width={width}",
+                where="fcn_ensemble",
+                fix="e.g. members=4, width=0.5 (the default: one FCN's cost)",
+            )
         self.members = members
         f1, f2, f3 = (members * max(1, round(width * n)) for n in FCN_FILTERS)
         k1, k2, k3 = FCN_KERNELS
