@@ -18,7 +18,7 @@ from cnnlab.train.trainer import Callback, Logs, Trainer
 
 
 class ProgressBar(Callback):
-    """A rich progress bar per epoch: loss, accuracy, images/s and ETA.
+    """A rich progress bar per epoch: loss, accuracy, samples (images, series, clips) per second and ETA.
 
     The running loss is read from the trainer at most every ``refresh_s`` seconds, so the bar
     adds no per-batch host sync.
@@ -29,7 +29,7 @@ class ProgressBar(Callback):
         self.refresh_s = refresh_s
         self._progress: Progress | None = None
         self._task: Any = None
-        self._images = 0
+        self._samples = 0
         self._started = 0.0
         self._shown = 0.0
         self._last_batch = 0.0
@@ -56,26 +56,26 @@ class ProgressBar(Callback):
         self._task = self._progress.add_task(
             f"{trainer.epoch + 1}/{self._epochs}", total=self._steps, completed=logs["start_step"], stats=""
         )
-        self._images, self._started, self._shown = 0, time.perf_counter(), 0.0
+        self._samples, self._started, self._shown = 0, time.perf_counter(), 0.0
         self._last_batch = self._started
 
     def on_batch_end(self, trainer: Trainer, logs: Logs) -> None:
         assert self._progress is not None
-        self._images += logs["batch_size"]
+        self._samples += logs["batch_size"]
         now = self._last_batch = time.perf_counter()
         fields = {}
         if now - self._shown >= self.refresh_s:
             self._shown = now
-            rate = self._images / max(now - self._started, 1e-9)
+            rate = self._samples / max(now - self._started, 1e-9)
             acc = trainer.running_mean("acc")  # NaN for tasks that log no accuracy (detection)
             shown = f"loss {trainer.running_mean('loss'):.4f}" + ("" if math.isnan(acc) else f"  acc {acc:.3f}")
-            fields["stats"] = f"{shown}  {rate:,.0f} img/s"
+            fields["stats"] = f"{shown}  {rate:,.0f} samples/s"
         self._progress.update(self._task, advance=1, **fields)
 
     def on_epoch_end(self, trainer: Trainer, logs: Logs) -> None:
         assert self._progress is not None
-        rate = self._images / max(self._last_batch - self._started, 1e-9)
-        self._progress.update(self._task, stats=_format_logs(logs) + f"  {rate:,.0f} img/s")
+        rate = self._samples / max(self._last_batch - self._started, 1e-9)
+        self._progress.update(self._task, stats=_format_logs(logs) + f"  {rate:,.0f} samples/s")
 
     def on_fit_end(self, trainer: Trainer, logs: Logs) -> None:
         if self._progress is not None:
