@@ -20,7 +20,7 @@ the model's ``forward``, so the loss and accuracy it reports are the ensemble's.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -65,13 +65,12 @@ class EnsembleTrainer(Trainer):
     def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
         if not isinstance(model, MemberEnsemble):
             raise TypeError(f"EnsembleTrainer trains models with member_logits(); {type(model).__name__} has none")
-        self.ensemble: MemberEnsemble = model
         super().__init__(model, *args, **kwargs)
 
     def train_step(self, batch: Batch) -> Logs:
         x, y = self.prepare(batch)
         with self.autocast():
-            logits = self.ensemble.member_logits(x)
+            logits = cast(MemberEnsemble, self.model).member_logits(x)  # checked in __init__
         loss = member_cross_entropy(logits.float(), y, self.config.label_smoothing)
         self.optimise(loss)
         flat = logits.detach().flatten(0, 1)

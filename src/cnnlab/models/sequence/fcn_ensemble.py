@@ -5,8 +5,8 @@ than one FCN on UCR.
 
 Each member is the FCN's three conv-BN-ReLU blocks (kernels 8, 5, 3) with ``width`` times its filters, global
 average pooling and its own linear layer. They run as one network: the first convolution holds every member's
-filters (they all read the same series), the later ones are grouped (member ``k`` reads only its own channels),
-each member has its own linear layer (:class:`MemberLinear`). So four members at half width cost one FCN's multiply-adds
+filters (they all read the same series), the later ones are grouped (member ``k`` reads only its own channels), each
+member has its own linear layer (:class:`MemberLinear`). So four members at half width cost one FCN's multiply-adds
 (4 x (64 x 128 x 5) = 128 x 256 x 5 for the middle layer) and have its parameter count within 1%.
 
 ``member_logits`` gives each member's logits ``(B, members, classes)``; training puts a cross-entropy on each
